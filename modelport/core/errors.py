@@ -1,0 +1,128 @@
+"""Typed errors shared by every layer.
+
+Each error carries what a caller needs to act on it (the offending field, the
+limits, the known model names) and an HTTP-ish status so the server can map it
+to OpenAI's error shape without a lookup table.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable
+
+__all__ = [
+    "AuthenticationError",
+    "BadRequestError",
+    "ContextLengthExceededError",
+    "ModelNotFoundError",
+    "ModelPortError",
+    "RateLimitedError",
+    "TimeoutError",
+    "UpstreamUnavailableError",
+]
+
+
+class ModelPortError(Exception):
+    """Base class of every error raised by modelport.
+
+    Attributes:
+        status_code: The HTTP status that best describes the error.
+        code: A short machine-readable code, as in OpenAI's error objects.
+        error_type: OpenAI's ``type`` field for the error.
+    """
+
+    status_code: int = 500
+    code: str | None = None
+    error_type: str = "server_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequestError(ModelPortError, ValueError):
+    """The request is invalid; ``param`` names the offending field."""
+
+    status_code = 400
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        if param is not None and param not in message:
+            message = f"{param}: {message}"
+        super().__init__(message)
+        self.param = param
+        if code is not None:
+            self.code = code
+
+
+class ContextLengthExceededError(BadRequestError):
+    """The prompt (plus the requested completion) does not fit the context window."""
+
+    code = "context_length_exceeded"
+
+    def __init__(self, *, prompt_tokens: int, max_context: int, max_tokens: int | None = None) -> None:
+        wanted = f"{prompt_tokens} prompt tokens"
+        if max_tokens is not None:
+            wanted += f" plus max_tokens={max_tokens}"
+        super().__init__(
+            f"This model's maximum context length is {max_context} tokens, but the request needs {wanted}.",
+            param="messages",
+        )
+        self.prompt_tokens = prompt_tokens
+        self.max_context = max_context
+        self.max_tokens = max_tokens
+
+
+class ModelNotFoundError(ModelPortError, LookupError):
+    """No model is registered under ``name``; ``known`` lists those that are."""
+
+    status_code = 404
+    code = "model_not_found"
+    error_type = "invalid_request_error"
+
+    def __init__(self, name: str, known: Iterable[str]) -> None:
+        self.name = name
+        self.known = sorted(known)
+        listing = ", ".join(self.known) if self.known else "(none)"
+        super().__init__(f"The model {name!r} does not exist. Known models: {listing}.")
+
+
+class AuthenticationError(ModelPortError):
+    """The credentials were missing or rejected."""
+
+    status_code = 401
+    code = "invalid_api_key"
+    error_type = "authentication_error"
+
+
+class RateLimitedError(ModelPortError):
+    """Too many requests; ``retry_after`` says how long to wait, in seconds, if known."""
+
+    status_code = 429
+    code = "rate_limit_exceeded"
+    error_type = "rate_limit_error"
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UpstreamUnavailableError(ModelPortError):
+    """A remote backend failed or could not be reached."""
+
+    status_code = 502
+    code = "upstream_unavailable"
+    error_type = "api_error"
+
+    def __init__(self, message: str, *, status_code: int | None = None) -> None:
+        super().__init__(message)
+        if status_code is not None:
+            self.status_code = status_code
+
+
+class TimeoutError(ModelPortError, builtins.TimeoutError):
+    """The backend did not answer in time."""
+
+    status_code = 504
+    code = "timeout"
+    error_type = "api_error"

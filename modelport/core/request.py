@@ -1,0 +1,174 @@
+"""The chat and embedding requests, validated on construction."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from modelport.core.errors import BadRequestError
+from modelport.core.messages import Message
+from modelport.core.tools import ToolChoice, ToolSpec, parse_tool_choice
+
+__all__ = ["ChatRequest", "EmbeddingRequest", "EmbeddingResult", "ResponseFormat"]
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """OpenAI's response_format: plain text, any JSON object, or JSON matching ``schema``."""
+
+    type: Literal["text", "json_object", "json_schema"] = "text"
+    schema: Mapping[str, Any] | None = None
+    name: str = "response"
+    strict: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in ("text", "json_object", "json_schema"):
+            raise BadRequestError(f"unknown response_format type {self.type!r}", param="response_format.type")
+        if self.type == "json_schema" and not isinstance(self.schema, Mapping):
+            raise BadRequestError("json_schema needs a schema object", param="response_format.json_schema.schema")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ResponseFormat:
+        """Parses OpenAI's wire form."""
+        kind = data.get("type", "text")
+        if kind == "json_schema":
+            spec = data.get("json_schema")
+            if not isinstance(spec, Mapping):
+                raise BadRequestError("json_schema is required", param="response_format.json_schema")
+            return cls("json_schema", spec.get("schema"), str(spec.get("name") or "response"), spec.get("strict"))
+        return cls(kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns OpenAI's wire form."""
+        if self.type != "json_schema":
+            return {"type": self.type}
+        spec: dict[str, Any] = {"name": self.name, "schema": dict(self.schema or {})}
+        if self.strict is not None:
+            spec["strict"] = self.strict
+        return {"type": "json_schema", "json_schema": spec}
+
+
+def _check_number(name: str, value: float | None, low: float, high: float, *, low_open: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise BadRequestError(f"must be a number, got {value!r}", param=name)
+    if value < low or value > high or (low_open and value == low):
+        bound = f"({low}, {high}]" if low_open else f"[{low}, {high}]"
+        raise BadRequestError(f"must be in {bound}, got {value}", param=name)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """One chat completion request, independent of any backend.
+
+    Attributes:
+        messages: The conversation so far.
+        temperature: Sampling temperature in [0, 2]; 0 means greedy.
+        top_p: Nucleus sampling mass in (0, 1].
+        max_tokens: Completion token limit; ``None`` means up to the context window.
+        stop: Strings that end the completion; they are not part of the output.
+        seed: Seed for reproducible sampling.
+        tools: Functions the model may call.
+        tool_choice: ``auto``, ``none``, ``required`` or a named tool (any accepted form).
+        response_format: Text, JSON object, or JSON schema.
+        n: Number of choices to generate.
+        logprobs: Whether to return log probabilities of the chosen tokens.
+        top_logprobs: How many alternatives to return per token.
+        parallel_tool_calls: Whether several calls may come in one turn.
+        extra: Backend-specific options passed through untouched.
+    """
+
+    messages: Sequence[Message]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: Sequence[str] = ()
+    seed: int | None = None
+    tools: Sequence[ToolSpec] = ()
+    tool_choice: ToolChoice | str | Mapping[str, Any] | bool | None = None
+    response_format: ResponseFormat | None = None
+    n: int = 1
+    logprobs: bool = False
+    top_logprobs: int | None = None
+    parallel_tool_calls: bool | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        if not self.messages:
+            raise BadRequestError("at least one message is required", param="messages")
+        _check_number("temperature", self.temperature, 0.0, 2.0)
+        _check_number("top_p", self.top_p, 0.0, 1.0, low_open=True)
+        if self.max_tokens is not None and (
+            isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1
+        ):
+            raise BadRequestError(f"must be a positive integer, got {self.max_tokens!r}", param="max_tokens")
+        if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
+            raise BadRequestError(f"must be a positive integer, got {self.n!r}", param="n")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise BadRequestError(f"must be an integer, got {self.seed!r}", param="seed")
+        if self.top_logprobs is not None and not 0 <= self.top_logprobs <= 20:
+            raise BadRequestError("must be between 0 and 20", param="top_logprobs")
+        stop = (self.stop,) if isinstance(self.stop, str) else tuple(self.stop or ())
+        if any(not isinstance(s, str) or not s for s in stop):
+            raise BadRequestError("stop sequences must be non-empty strings", param="stop")
+        set_(self, "stop", stop)
+        set_(self, "messages", tuple(self.messages))
+        set_(self, "tools", tuple(self.tools))
+        names = [t.name for t in self.tools]
+        if len(set(names)) != len(names):
+            raise BadRequestError("tool names must be unique", param="tools")
+        set_(self, "tool_choice", parse_tool_choice(self.tool_choice, self.tools))
+
+    @property
+    def choice(self) -> ToolChoice | None:
+        """The normalised tool_choice."""
+        return self.tool_choice  # type: ignore[return-value]
+
+    @property
+    def wants_tools(self) -> bool:
+        """True when tools are offered and not switched off."""
+        return bool(self.tools) and self.tool_choice != "none"
+
+    def with_(self, **changes: Any) -> ChatRequest:
+        """Returns a copy with ``changes`` applied (and validated)."""
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingRequest:
+    """A batch of texts to embed.
+
+    Attributes:
+        texts: The inputs.
+        input_type: ``query`` or ``document`` where the model distinguishes them.
+        dimensions: Truncate the vectors to this many dimensions.
+        normalize: Scale each vector to unit length.
+    """
+
+    texts: Sequence[str]
+    input_type: Literal["query", "document"] | None = None
+    dimensions: int | None = None
+    normalize: bool = True
+
+    def __post_init__(self) -> None:
+        texts = (self.texts,) if isinstance(self.texts, str) else tuple(self.texts)
+        if any(not isinstance(t, str) for t in texts):
+            raise BadRequestError("every input must be a string", param="input")
+        object.__setattr__(self, "texts", texts)
+        if self.dimensions is not None and (not isinstance(self.dimensions, int) or self.dimensions < 1):
+            raise BadRequestError(f"must be a positive integer, got {self.dimensions!r}", param="dimensions")
+        if self.input_type not in (None, "query", "document"):
+            raise BadRequestError(f"unknown input_type {self.input_type!r}", param="input_type")
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddingResult:
+    """Vectors in input order, with the tokens they cost."""
+
+    vectors: list[list[float]]
+    prompt_tokens: int = 0
+    model: str = ""

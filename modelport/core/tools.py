@@ -1,0 +1,152 @@
+"""Tool specs, tool calls and tool_choice."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeAlias
+
+from modelport.core.errors import BadRequestError
+
+__all__ = [
+    "NamedToolChoice",
+    "ToolCall",
+    "ToolChoice",
+    "ToolSpec",
+    "new_tool_call_id",
+    "parse_tool_choice",
+]
+
+
+def new_tool_call_id() -> str:
+    """Returns a fresh id in OpenAI's ``call_...`` style."""
+    return "call_" + uuid.uuid4().hex[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A function the model may call: a name, a description and JSON-schema parameters."""
+
+    name: str
+    description: str = ""
+    parameters: Mapping[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    strict: bool | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name or not isinstance(self.name, str):
+            raise BadRequestError("a tool needs a non-empty name", param="tools.function.name")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the OpenAI ``{"type": "function", "function": ...}`` form."""
+        fn: dict[str, Any] = {"name": self.name, "description": self.description, "parameters": dict(self.parameters)}
+        if self.strict is not None:
+            fn["strict"] = self.strict
+        return {"type": "function", "function": fn}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "tools") -> ToolSpec:
+        """Parses the OpenAI tool form (or a bare function object)."""
+        fn = data.get("function", data) if data.get("type", "function") == "function" else None
+        if not isinstance(fn, Mapping):
+            raise BadRequestError(f"unsupported tool type {data.get('type')!r}", param=f"{where}.type")
+        name = fn.get("name")
+        if not isinstance(name, str) or not name:
+            raise BadRequestError("a tool needs a name", param=f"{where}.function.name")
+        params = fn.get("parameters") or {"type": "object", "properties": {}}
+        if not isinstance(params, Mapping):
+            raise BadRequestError("parameters must be a JSON schema object", param=f"{where}.function.parameters")
+        return cls(name, str(fn.get("description") or ""), dict(params), fn.get("strict"))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One call the model made. ``arguments`` is the raw JSON text, as OpenAI sends it."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def parsed_arguments(self) -> dict[str, Any]:
+        """Decodes ``arguments``.
+
+        Raises:
+            ValueError: If the arguments are not a JSON object.
+        """
+        value = json.loads(self.arguments or "{}")
+        if not isinstance(value, dict):
+            raise ValueError("tool arguments are not a JSON object")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """Returns the OpenAI ``tool_calls`` item form."""
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "tool_calls") -> ToolCall:
+        """Parses the OpenAI ``tool_calls`` item form."""
+        fn = data.get("function")
+        if not isinstance(fn, Mapping) or not isinstance(fn.get("name"), str):
+            raise BadRequestError("a tool call needs function.name", param=f"{where}.function.name")
+        args = fn.get("arguments", "{}")
+        if not isinstance(args, str):
+            args = json.dumps(args, ensure_ascii=False)
+        return cls(str(data.get("id") or new_tool_call_id()), fn["name"], args)
+
+
+@dataclass(frozen=True, slots=True)
+class NamedToolChoice:
+    """Forces a call to the tool called ``name``."""
+
+    name: str
+
+
+ToolChoice: TypeAlias = Literal["auto", "none", "required"] | NamedToolChoice
+
+
+def parse_tool_choice(value: Any, tools: Sequence[ToolSpec] = ()) -> ToolChoice | None:
+    """Normalises every tool_choice form that OpenAI and LangChain send.
+
+    Accepts ``None``, ``"auto"``, ``"none"``, ``"required"``, LangChain's ``"any"``
+    and ``True`` (both mean required), a tool's name, ``{"type": "function",
+    "function": {"name": ...}}`` and ``{"type": "auto"|"none"|"required"|"any"}``.
+
+    Raises:
+        BadRequestError: For an unknown value, or a name that is not among ``tools``.
+    """
+    if value is None or isinstance(value, NamedToolChoice):
+        choice: ToolChoice | None = value
+    elif value is True:
+        choice = "required"
+    elif value is False:
+        choice = "none"
+    elif isinstance(value, str):
+        if value in ("auto", "none", "required"):
+            choice = value  # type: ignore[assignment]
+        elif value == "any":
+            choice = "required"
+        elif any(t.name == value for t in tools):
+            choice = NamedToolChoice(value)
+        else:
+            raise BadRequestError(
+                f"unknown tool_choice {value!r}; use auto, none, required, any or a tool's name",
+                param="tool_choice",
+            )
+    elif isinstance(value, Mapping):
+        fn = value.get("function")
+        if isinstance(fn, Mapping) and isinstance(fn.get("name"), str):
+            choice = NamedToolChoice(fn["name"])
+        elif isinstance(value.get("name"), str):
+            choice = NamedToolChoice(value["name"])
+        elif value.get("type") in ("auto", "none", "required", "any"):
+            return parse_tool_choice(value["type"], tools)
+        else:
+            raise BadRequestError(f"unknown tool_choice {dict(value)!r}", param="tool_choice")
+    else:
+        raise BadRequestError(f"unknown tool_choice {value!r}", param="tool_choice")
+    if isinstance(choice, NamedToolChoice) and not any(t.name == choice.name for t in tools):
+        raise BadRequestError(f"tool_choice names {choice.name!r}, which is not among the tools", param="tool_choice")
+    if choice == "required" and not tools:
+        raise BadRequestError("tool_choice requires a tool call but no tools were given", param="tool_choice")
+    return choice

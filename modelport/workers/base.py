@@ -1,0 +1,98 @@
+"""The worker protocol: what every chat and embedding backend implements."""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterator
+
+from modelport.core.accumulator import Accumulator, ChatResult
+from modelport.core.capabilities import Capabilities
+from modelport.core.errors import BadRequestError
+from modelport.core.events import StreamEvent
+from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
+from modelport.core.tools import NamedToolChoice
+
+__all__ = ["ChatWorker", "EmbeddingWorker", "Worker"]
+
+
+class Worker:
+    """Anything a model entry loads into: a chat worker, an embedding worker, or both."""
+
+    capabilities: Capabilities = Capabilities()
+
+    def close(self) -> None:
+        """Frees the worker's resources. The default does nothing."""
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ChatWorker(Worker, ABC):
+    """A backend that generates chat completions as a stream of events.
+
+    Subclasses implement ``stream`` and ``astream``; ``invoke`` and ``ainvoke``
+    are derived from them through the one accumulator.
+    """
+
+    @abstractmethod
+    def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
+        """Streams the answer to ``request``.
+
+        Raises:
+            BadRequestError: If the request asks for something the worker cannot do.
+        """
+
+    @abstractmethod
+    def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Streams the answer without blocking the event loop."""
+
+    def invoke(self, request: ChatRequest) -> ChatResult:
+        """Returns the whole answer, folded from ``stream``."""
+        return Accumulator.collect(self.stream(request))
+
+    async def ainvoke(self, request: ChatRequest) -> ChatResult:
+        """Returns the whole answer, folded from ``astream``."""
+        return await Accumulator.acollect(self.astream(request))
+
+    def check_request(self, request: ChatRequest) -> None:
+        """Rejects what the declared capabilities rule out, naming the field.
+
+        Raises:
+            BadRequestError: For tools, tool_choice, response_format, logprobs or
+                images that this worker does not support.
+        """
+        caps = self.capabilities
+        if request.tools and not caps.tools:
+            raise BadRequestError("this model does not support tools", param="tools")
+        forced = request.tool_choice == "required" or isinstance(request.tool_choice, NamedToolChoice)
+        if forced and not caps.tool_choice:
+            raise BadRequestError("this model cannot force a tool call", param="tool_choice")
+        rf = request.response_format
+        if rf is not None and rf.type != "text" and not caps.structured_output:
+            raise BadRequestError("this model does not support structured output", param="response_format")
+        if request.logprobs and not caps.logprobs:
+            raise BadRequestError("this model does not return logprobs", param="logprobs")
+        if not caps.vision:
+            for i, message in enumerate(request.messages):
+                if not isinstance(message.content, (str, type(None))) and any(
+                    p.type == "image" for p in message.content
+                ):
+                    raise BadRequestError("this model does not accept images", param=f"messages[{i}].content")
+
+
+class EmbeddingWorker(Worker, ABC):
+    """A backend that turns texts into vectors."""
+
+    capabilities = Capabilities(chat=False, embeddings=True)
+
+    @abstractmethod
+    def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embeds ``request.texts`` in order."""
+
+    async def aembed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embeds without blocking the event loop. The default runs ``embed`` in a thread."""
+        return await asyncio.to_thread(self.embed, request)

@@ -1,0 +1,68 @@
+"""Runs blocking generators in a thread and exposes them to asyncio.
+
+Local engines (llama.cpp, torch) block while they compute. This bridge keeps the
+event loop free: the generator runs in its own thread, each item hops to the loop
+with ``call_soon_threadsafe``, and leaving the async iterator early sets the
+cancel event, which the generator checks between tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
+
+__all__ = ["iterate_in_thread"]
+
+T = TypeVar("T")
+
+_DONE = object()
+
+
+class _Raised:
+    __slots__ = ("error",)
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+
+async def iterate_in_thread(produce: Callable[[threading.Event], Iterator[T]]) -> AsyncIterator[T]:
+    """Yields the items of ``produce(cancel)``, which runs in a worker thread.
+
+    Args:
+        produce: Builds the blocking iterator; it should stop soon after ``cancel`` is set.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    cancel = threading.Event()
+
+    def post(item: object) -> None:
+        # The loop may already be closed when a cancelled producer finishes.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def run() -> None:
+        try:
+            for item in produce(cancel):
+                post(item)
+                if cancel.is_set():
+                    break
+        except BaseException as error:  # noqa: BLE001 - re-raised on the loop side
+            post(_Raised(error))
+        finally:
+            post(_DONE)
+
+    thread = threading.Thread(target=run, name="modelport-generate", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = await queue.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item  # type: ignore[misc]
+    finally:
+        cancel.set()

@@ -1,0 +1,1 @@
+"""Built-in worker kinds, one module each; imported lazily by the kind registry."""

@@ -1,0 +1,139 @@
+"""The ``llama-cpp`` kind: quantized GGUF models through llama-cpp-python."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from modelport.core.capabilities import Capabilities
+from modelport.core.errors import BadRequestError
+from modelport.core.request import ChatRequest
+from modelport.workers.chat_template import ChatTemplate
+from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
+from modelport.workers.paths import resolve_path
+from modelport.workers.prompting import template_inputs
+from modelport.workers.registry import register_worker
+from modelport.workers.text import ByteDecoder
+
+__all__ = ["LlamaCppWorker"]
+
+# llama-cpp-python's own create_completion defaults, so an unset field samples as it would.
+_DEFAULT_TEMPERATURE = 0.8
+_DEFAULT_TOP_P = 0.95
+
+
+@register_worker("llama-cpp")
+class LlamaCppWorker(LocalChatWorker):
+    """Runs a GGUF model with llama.cpp, prompting through the GGUF's own chat template.
+
+    Args:
+        model_path: The GGUF file (a path or ``package:NAME/file.gguf``).
+        n_ctx: Context window in tokens (0 means the model's training context).
+        n_threads: CPU threads; llama.cpp picks when omitted.
+        n_gpu_layers: Layers to offload to a GPU (-1 for all).
+        chat_template: Override the template stored in the GGUF.
+        tool_parser: Override the tool-call parser chosen by the model's profile.
+        max_concurrency: Requests generating at once (llama.cpp contexts are not re-entrant).
+        verbose: Let llama.cpp log to stderr.
+        **llama_kwargs: Passed to ``llama_cpp.Llama``.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        chat_template: str | None = None,
+        tool_parser: str | None = None,
+        max_concurrency: int = 1,
+        verbose: bool = False,
+        **llama_kwargs: Any,
+    ) -> None:
+        super().__init__(max_concurrency=max_concurrency, tool_parser=tool_parser)
+        from llama_cpp import Llama
+
+        path = resolve_path(model_path)
+        if not path.is_file():
+            raise BadRequestError(f"no GGUF file at {path}", param="model_path")
+        self.llm: Any = Llama(
+            model_path=str(path),
+            n_ctx=n_ctx,
+            n_threads=n_threads,
+            n_gpu_layers=n_gpu_layers,
+            verbose=verbose,
+            **llama_kwargs,
+        )
+        self.model_path = str(path)
+        self.max_context = int(self.llm.n_ctx())
+        source = chat_template or self.llm.metadata.get("tokenizer.chat_template")
+        if not source:
+            raise BadRequestError(f"{path.name} has no chat template; pass chat_template", param="chat_template")
+        self._bos = self._piece(self.llm.token_bos())
+        self._eos = self._piece(self.llm.token_eos())
+        self.template = ChatTemplate(source, {"bos_token": self._bos, "eos_token": self._eos})
+        self._add_bos = bool(self.llm._model.add_bos_token())
+        self._seed = random.randrange(2**31)
+        self.capabilities = Capabilities(max_context=self.max_context)
+
+    def _piece(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return bytes(self.llm.detokenize([token], special=True)).decode("utf-8", errors="replace")
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens in ``text``, without BOS."""
+        return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def _render(self, request: ChatRequest) -> Prompt:
+        messages, tools = template_inputs(request)
+        text = self.template.render(messages, tools=tools)
+        # Add BOS only when the model wants one and the template did not write it already.
+        add_bos = self._add_bos and not (self._bos and text.startswith(self._bos))
+        ids = self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+        return Prompt(list(ids), text)
+
+    def _generate(
+        self, prompt: Prompt, params: GenerationParams, halt: threading.Event, stats: GenerationStats
+    ) -> Iterator[str]:
+        import llama_cpp
+
+        llm = self.llm
+        if params.seed is not None:
+            llm.set_seed(params.seed)
+        else:
+            self._seed = random.Random(self._seed).randrange(2**31)
+            llm.set_seed(self._seed)
+        temperature = _DEFAULT_TEMPERATURE if params.temperature is None else params.temperature
+        top_p = _DEFAULT_TOP_P if params.top_p is None else params.top_p
+        grammar = params.constraint.llama_grammar(self) if params.constraint is not None else None
+        vocab = llm._model.vocab
+        decoder = ByteDecoder()
+        tokens = llm.generate(
+            prompt.ids, temp=temperature, top_p=top_p, top_k=0 if temperature == 0 else 40, grammar=grammar
+        )
+        try:
+            for token in tokens:
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    stats.eos = True
+                    break
+                stats.tokens += 1
+                piece = decoder.feed(llm.detokenize([token]))
+                if piece:
+                    yield piece
+                if halt.is_set() or stats.tokens >= params.max_new_tokens:
+                    break
+            tail = decoder.flush()
+            if tail:
+                yield tail
+        finally:
+            tokens.close()
+
+    def close(self) -> None:
+        """Frees the llama.cpp context."""
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            llm.close()

@@ -1,0 +1,102 @@
+"""The ``sentence-transformers`` kind: embeddings from any SentenceTransformer model."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from modelport.core.capabilities import Capabilities
+from modelport.core.errors import BadRequestError
+from modelport.core.request import EmbeddingRequest, EmbeddingResult
+from modelport.workers.base import EmbeddingWorker
+from modelport.workers.paths import resolve_path
+from modelport.workers.registry import register_worker
+
+__all__ = ["SentenceTransformersWorker"]
+
+
+@register_worker("sentence-transformers")
+class SentenceTransformersWorker(EmbeddingWorker):
+    """Embeds texts with ``SentenceTransformer.encode``.
+
+    Args:
+        model: A hub id, a local folder, or ``package:NAME/path``.
+        device: Torch device; the library picks one when omitted.
+        batch_size: Texts per forward pass.
+        query_prompt: Prompt name (or literal prompt) for queries, when the model has one.
+        document_prompt: Prompt name (or literal prompt) for documents.
+        trust_remote_code: Allow custom model code; off unless asked for.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str | None = None,
+        batch_size: int = 32,
+        query_prompt: str | None = None,
+        document_prompt: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        from sentence_transformers import SentenceTransformer
+
+        path = resolve_path(model)
+        self.model: Any = SentenceTransformer(
+            str(path) if path.exists() else model, device=device, trust_remote_code=trust_remote_code
+        )
+        self.batch_size = batch_size
+        prompts: dict[str, str] = dict(getattr(self.model, "prompts", None) or {})
+        # Use the model's own query/document prompts unless the entry names others.
+        self._prompts = {
+            "query": query_prompt or ("query" if "query" in prompts else None),
+            "document": document_prompt
+            or ("document" if "document" in prompts else "passage" if "passage" in prompts else None),
+        }
+        self._known_prompts = prompts
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dimensions = int(dimension())
+        self._lock = threading.Lock()
+        self.capabilities = Capabilities(
+            chat=False,
+            embeddings=True,
+            max_context=int(getattr(self.model, "max_seq_length", 0) or 0) or None,
+            embedding_dimensions=self.dimensions,
+        )
+
+    def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embeds the texts, truncating to ``dimensions`` and normalising as asked."""
+        if request.dimensions is not None and request.dimensions > self.dimensions:
+            raise BadRequestError(
+                f"this model has {self.dimensions} dimensions; {request.dimensions} were asked for",
+                param="dimensions",
+            )
+        if not request.texts:
+            return EmbeddingResult([], 0)
+        kwargs: dict[str, Any] = {
+            "batch_size": self.batch_size,
+            "normalize_embeddings": request.normalize,
+            "convert_to_numpy": True,
+            "show_progress_bar": False,
+        }
+        if request.dimensions is not None:
+            kwargs["truncate_dim"] = request.dimensions
+        prompt = self._prompts.get(request.input_type) if request.input_type else None
+        if prompt is not None:
+            kwargs["prompt_name" if prompt in self._known_prompts else "prompt"] = prompt
+        with self._lock:
+            vectors = self.model.encode(list(request.texts), **kwargs)
+            tokens = self._count_tokens(request.texts)
+        if request.dimensions is not None and request.normalize:
+            # encode() normalises before truncating; a truncated vector needs it again.
+            import numpy as np
+
+            vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
+        return EmbeddingResult(vectors.tolist(), tokens)
+
+    def _count_tokens(self, texts: Any) -> int:
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if tokenizer is None:
+            return 0
+        limit = getattr(self.model, "max_seq_length", None)
+        ids = tokenizer(list(texts), add_special_tokens=True, truncation=limit is not None, max_length=limit)
+        return sum(len(x) for x in ids["input_ids"])

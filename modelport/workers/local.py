@@ -1,0 +1,179 @@
+"""The shared pipeline of in-process chat workers.
+
+A local worker only renders a prompt and yields decoded text pieces. Everything
+else (context checks, stop strings, the output parser that finds tool calls,
+finish reasons, usage, n choices, async bridging, one-at-a-time access) lives
+here, so every local backend behaves the same.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import abstractmethod
+from collections.abc import AsyncIterator, Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelport.core.errors import ContextLengthExceededError
+from modelport.core.events import Finish, FinishReason, StreamEvent, Usage
+from modelport.core.request import ChatRequest
+from modelport.workers.base import ChatWorker
+from modelport.workers.bridge import iterate_in_thread
+from modelport.workers.output import OutputParser, output_parser_for
+from modelport.workers.text import StopMatcher
+
+__all__ = ["GenerationParams", "GenerationStats", "LocalChatWorker", "Prompt"]
+
+
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    """A rendered, tokenised prompt."""
+
+    ids: list[int]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationParams:
+    """What an engine needs to sample one completion.
+
+    Attributes:
+        max_new_tokens: Hard limit on generated tokens.
+        temperature: ``None`` for the model's default; 0 for greedy.
+        top_p: ``None`` for the model's default.
+        seed: Seed for sampling, if any.
+        constraint: A grammar/schema constraint from the output parser, engine-neutral.
+    """
+
+    max_new_tokens: int
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    constraint: Any = None
+
+
+@dataclass(slots=True)
+class GenerationStats:
+    """Filled in by an engine while it generates."""
+
+    tokens: int = 0
+    eos: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class LocalChatWorker(ChatWorker):
+    """Base class of workers that run a model in this process.
+
+    Subclasses implement ``_render``, ``_generate`` and set ``max_context``.
+    """
+
+    max_context: int = 2048
+
+    def __init__(self, *, max_concurrency: int = 1, tool_parser: str | None = None) -> None:
+        # Engines are not re-entrant: requests queue here rather than racing on the model.
+        self._slots = threading.Semaphore(max_concurrency)
+        self._tool_parser = tool_parser
+
+    @abstractmethod
+    def _render(self, request: ChatRequest) -> Prompt:
+        """Renders the chat (and tools) with the model's template and tokenises it."""
+
+    @abstractmethod
+    def _generate(
+        self, prompt: Prompt, params: GenerationParams, halt: threading.Event, stats: GenerationStats
+    ) -> Iterator[str]:
+        """Yields decoded text pieces; stops soon after ``halt`` is set.
+
+        The pieces must join to exactly the decoded completion.
+        """
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens in ``text`` for this model."""
+        raise NotImplementedError
+
+    def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
+        """Streams the answer; closing the iterator stops generation."""
+        cancel = threading.Event()
+        try:
+            yield from self._events(request, cancel)
+        finally:
+            cancel.set()
+
+    def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        """Streams from a worker thread; the event loop never waits on the model."""
+        return iterate_in_thread(lambda cancel: self._events(request, cancel))
+
+    def _budget(self, request: ChatRequest, prompt: Prompt) -> int:
+        room = self.max_context - len(prompt.ids)
+        if room <= 0 or (request.max_tokens is not None and request.max_tokens > room):
+            raise ContextLengthExceededError(
+                prompt_tokens=len(prompt.ids), max_context=self.max_context, max_tokens=request.max_tokens
+            )
+        return request.max_tokens if request.max_tokens is not None else room
+
+    def _output(self, request: ChatRequest) -> OutputParser:
+        return output_parser_for(request, self._tool_parser)
+
+    def _events(self, request: ChatRequest, cancel: threading.Event) -> Iterator[StreamEvent]:
+        self.check_request(request)
+        prompt = self._render(request)
+        budget = self._budget(request, prompt)
+        completion_tokens = 0
+        with self._slots:
+            for choice in range(request.n):
+                if cancel.is_set():
+                    return
+                output = self._output(request)
+                params = GenerationParams(
+                    max_new_tokens=budget,
+                    temperature=request.temperature,
+                    top_p=request.top_p,
+                    seed=None if request.seed is None else request.seed + choice,
+                    constraint=output.constraint,
+                )
+                stats = GenerationStats()
+                reason = yield from self._one_choice(prompt, params, request, output, stats, cancel, choice)
+                if reason is None:
+                    return
+                completion_tokens += stats.tokens
+                last = choice == request.n - 1
+                usage = Usage(len(prompt.ids), completion_tokens) if last else None
+                yield Finish(reason, usage, choice)
+
+    def _one_choice(
+        self,
+        prompt: Prompt,
+        params: GenerationParams,
+        request: ChatRequest,
+        output: OutputParser,
+        stats: GenerationStats,
+        cancel: threading.Event,
+        choice: int,
+    ) -> Generator[StreamEvent, None, FinishReason | None]:
+        stops = StopMatcher(request.stop)
+        halt = threading.Event()
+        pieces = self._generate(prompt, params, halt, stats)
+        try:
+            for piece in pieces:
+                if cancel.is_set():
+                    return None
+                text = stops.feed(piece)
+                if text:
+                    yield from output.feed(text, choice)
+                if stops.stopped:
+                    break
+        finally:
+            halt.set()
+            close = getattr(pieces, "close", None)
+            if close is not None:
+                close()
+        tail = stops.flush()
+        if tail:
+            yield from output.feed(tail, choice)
+        yield from output.finish(choice)
+        reason: FinishReason = "stop"
+        if output.tool_calls:
+            reason = "tool_calls"
+        elif not stops.stopped and not stats.eos and stats.tokens >= params.max_new_tokens:
+            reason = "length"
+        return reason

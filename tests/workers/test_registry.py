@@ -1,0 +1,116 @@
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from modelport.core import BadRequestError, ModelNotFoundError
+from modelport.workers import KindRegistry, ModelEntry, ModelRegistry, register_worker
+from modelport.workers.kinds.fake import FakeChatWorker
+
+
+def test_unknown_model_lists_known_names() -> None:
+    registry = ModelRegistry.builtin()
+    with pytest.raises(ModelNotFoundError) as info:
+        registry.load("gpt-17")
+    assert info.value.known == ["minilm-l6", "smollm2-135m", "smollm2-135m-hf"]
+    assert "smollm2-135m" in str(info.value)
+
+
+def test_decorator_registers_a_kind_and_worker_loads_once() -> None:
+    built: list[dict] = []
+
+    @register_worker("counting-test-kind")
+    class Counting(FakeChatWorker):
+        def __init__(self, **params: object) -> None:
+            built.append(params)
+            super().__init__()
+
+    registry = ModelRegistry([ModelEntry("m", "counting-test-kind", {"x": 1})])
+    first = registry.load("m")
+    assert registry.load("m") is first
+    assert built == [{"x": 1}]
+
+
+def test_builtin_kinds_are_listed_without_importing_them() -> None:
+    code = (
+        "import sys; from modelport.workers import worker_kinds; names = worker_kinds.names(); "
+        "assert {'fake', 'transformers', 'llama-cpp', 'sentence-transformers'} <= set(names), names; "
+        "assert 'modelport.workers.kinds.llama_cpp' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unknown_kind_is_a_named_error() -> None:
+    registry = ModelRegistry([ModelEntry("m", "no-such-kind")])
+    with pytest.raises(BadRequestError) as info:
+        registry.load("m")
+    assert info.value.param == "kind" and "llama-cpp" in str(info.value)
+
+
+def test_entry_point_kind_is_found(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A real installed distribution, as a third-party package would ship it.
+    (tmp_path / "mp_plugin_demo.py").write_text(
+        textwrap.dedent(
+            """
+            from modelport.workers.kinds.fake import FakeChatWorker
+
+            class PluginWorker(FakeChatWorker):
+                pass
+            """
+        )
+    )
+    dist = tmp_path / "mp_plugin_demo-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: mp-plugin-demo\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[modelport.workers]\nplugin-demo = mp_plugin_demo:PluginWorker\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    kinds = KindRegistry()
+    assert "plugin-demo" in kinds.names()
+    registry = ModelRegistry([ModelEntry("p", "plugin-demo")], kinds=kinds)
+    assert type(registry.load("p")).__name__ == "PluginWorker"
+    sys.modules.pop("mp_plugin_demo", None)
+
+
+def test_yaml_config(tmp_path: Path) -> None:
+    config = tmp_path / "models.yaml"
+    config.write_text(
+        textwrap.dedent(
+            """
+            models:
+              - name: my-model
+                kind: openai
+                params: {base_url: "http://127.0.0.1:8801/v1", model: "smollm2", api_key: "x"}
+              - name: echo
+                kind: fake
+            """
+        )
+    )
+    registry = ModelRegistry.from_yaml(config)
+    assert registry.entry("my-model").params["base_url"] == "http://127.0.0.1:8801/v1"
+    assert "smollm2-135m" in registry.names()
+    assert registry.chat("echo").invoke.__self__ is registry.chat("echo")
+
+
+@pytest.mark.parametrize(
+    ("text", "param"),
+    [
+        ("models:\n  - kind: fake\n", "models[0].name"),
+        ("models:\n  - name: x\n", "models[0].kind"),
+        ("[1, 2", "config"),
+    ],
+)
+def test_bad_yaml_names_the_field(tmp_path: Path, text: str, param: str) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(text)
+    with pytest.raises(BadRequestError) as info:
+        ModelRegistry.from_yaml(config)
+    assert info.value.param == param
+
+
+def test_embedder_on_a_chat_model_is_refused() -> None:
+    registry = ModelRegistry([ModelEntry("echo", "fake")])
+    with pytest.raises(BadRequestError) as info:
+        registry.embedder("echo")
+    assert info.value.param == "model"
