@@ -11,16 +11,21 @@ from __future__ import annotations
 import threading
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Generator, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+from modelport.core.capabilities import Capabilities
 from modelport.core.errors import ContextLengthExceededError
 from modelport.core.events import Finish, FinishReason, StreamEvent, Usage
 from modelport.core.request import ChatRequest
 from modelport.workers.base import ChatWorker
 from modelport.workers.bridge import iterate_in_thread
+from modelport.workers.constraints import JsonConstraint
 from modelport.workers.output import OutputParser, output_parser_for
+from modelport.workers.profiles import DEFAULT_PROFILE, ModelProfile, profile_for
+from modelport.workers.prompting import template_inputs
 from modelport.workers.text import StopMatcher
+from modelport.workers.tool_parsers.base import ToolParser, get_tool_parser
 
 __all__ = ["GenerationParams", "GenerationStats", "LocalChatWorker", "Prompt"]
 
@@ -42,14 +47,14 @@ class GenerationParams:
         temperature: ``None`` for the model's default; 0 for greedy.
         top_p: ``None`` for the model's default.
         seed: Seed for sampling, if any.
-        constraint: A grammar/schema constraint from the output parser, engine-neutral.
+        constraint: A JSON constraint from the output parser, for the engine to enforce.
     """
 
     max_new_tokens: int
     temperature: float | None = None
     top_p: float | None = None
     seed: int | None = None
-    constraint: Any = None
+    constraint: JsonConstraint | None = None
 
 
 @dataclass(slots=True)
@@ -68,11 +73,26 @@ class LocalChatWorker(ChatWorker):
     """
 
     max_context: int = 2048
+    capabilities = Capabilities(tools=True, tool_call_streaming=True, tool_choice=True, structured_output=True)
 
     def __init__(self, *, max_concurrency: int = 1, tool_parser: str | None = None) -> None:
         # Engines are not re-entrant: requests queue here rather than racing on the model.
         self._slots = threading.Semaphore(max_concurrency)
-        self._tool_parser = tool_parser
+        self._tool_parser_override = tool_parser
+        self.profile: ModelProfile = DEFAULT_PROFILE
+        self.tool_parser: type[ToolParser] = get_tool_parser(tool_parser or DEFAULT_PROFILE.tool_parser)
+        self.native_tools = False
+
+    def _configure(self, *, template: str, name: str, max_context: int) -> None:
+        """Sets the context window, the family profile and the tool format once the model is loaded."""
+        self.max_context = max_context
+        self.profile = profile_for(template, name)
+        self.tool_parser = get_tool_parser(self._tool_parser_override or self.profile.tool_parser)
+        self.native_tools = "tools" in template
+        self.capabilities = replace(LocalChatWorker.capabilities, max_context=max_context)
+
+    def _template_inputs(self, request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+        return template_inputs(request, self.tool_parser(), native_tools=self.native_tools)
 
     @abstractmethod
     def _render(self, request: ChatRequest) -> Prompt:
@@ -112,7 +132,7 @@ class LocalChatWorker(ChatWorker):
         return request.max_tokens if request.max_tokens is not None else room
 
     def _output(self, request: ChatRequest) -> OutputParser:
-        return output_parser_for(request, self._tool_parser)
+        return output_parser_for(request, self.tool_parser)
 
     def _events(self, request: ChatRequest, cancel: threading.Event) -> Iterator[StreamEvent]:
         self.check_request(request)

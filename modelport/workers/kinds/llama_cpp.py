@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import random
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
 from modelport.workers.chat_template import ChatTemplate
+from modelport.workers.constraints import JsonConstraint, ebnf_literal
 from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
 from modelport.workers.paths import resolve_path
-from modelport.workers.prompting import template_inputs
 from modelport.workers.registry import register_worker
 from modelport.workers.text import ByteDecoder
 
@@ -68,7 +68,6 @@ class LlamaCppWorker(LocalChatWorker):
             **llama_kwargs,
         )
         self.model_path = str(path)
-        self.max_context = int(self.llm.n_ctx())
         source = chat_template or self.llm.metadata.get("tokenizer.chat_template")
         if not source:
             raise BadRequestError(f"{path.name} has no chat template; pass chat_template", param="chat_template")
@@ -77,7 +76,9 @@ class LlamaCppWorker(LocalChatWorker):
         self.template = ChatTemplate(source, {"bos_token": self._bos, "eos_token": self._eos})
         self._add_bos = bool(self.llm._model.add_bos_token())
         self._seed = random.randrange(2**31)
-        self.capabilities = Capabilities(max_context=self.max_context)
+        self._grammars: dict[str, Any] = {}
+        name = str(self.llm.metadata.get("general.name", "")) + " " + path.name
+        self._configure(template=source, name=name, max_context=int(self.llm.n_ctx()))
 
     def _piece(self, token: int) -> str:
         if token < 0:
@@ -89,7 +90,7 @@ class LlamaCppWorker(LocalChatWorker):
         return len(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
 
     def _render(self, request: ChatRequest) -> Prompt:
-        messages, tools = template_inputs(request)
+        messages, tools = self._template_inputs(request)
         text = self.template.render(messages, tools=tools)
         # Add BOS only when the model wants one and the template did not write it already.
         add_bos = self._add_bos and not (self._bos and text.startswith(self._bos))
@@ -109,7 +110,7 @@ class LlamaCppWorker(LocalChatWorker):
             llm.set_seed(self._seed)
         temperature = _DEFAULT_TEMPERATURE if params.temperature is None else params.temperature
         top_p = _DEFAULT_TOP_P if params.top_p is None else params.top_p
-        grammar = params.constraint.llama_grammar(self) if params.constraint is not None else None
+        grammar = self._grammar(params.constraint) if params.constraint is not None else None
         vocab = llm._model.vocab
         decoder = ByteDecoder()
         tokens = llm.generate(
@@ -131,6 +132,18 @@ class LlamaCppWorker(LocalChatWorker):
                 yield tail
         finally:
             tokens.close()
+
+    def _grammar(self, constraint: JsonConstraint) -> Any:
+        """Compiles (once per constraint) the GBNF grammar that enforces ``constraint``."""
+        key = f"{constraint.prefix}\0{constraint.schema_json}\0{constraint.suffix}"
+        if key not in self._grammars:
+            from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+
+            body = re.sub(r"^root ::=", "payload ::=", json_schema_to_gbnf(constraint.schema_json), flags=re.M)
+            parts = [ebnf_literal(p) for p in (constraint.prefix,) if p] + ["payload"]
+            parts += [ebnf_literal(constraint.suffix)] if constraint.suffix else []
+            self._grammars[key] = LlamaGrammar.from_string(f"root ::= {' '.join(parts)}\n{body}", verbose=False)
+        return self._grammars[key]
 
     def close(self) -> None:
         """Frees the llama.cpp context."""

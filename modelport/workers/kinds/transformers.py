@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import queue
-from concurrent.futures import ThreadPoolExecutor
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
+from modelport.workers.constraints import JsonConstraint, ebnf_literal
 from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
 from modelport.workers.paths import resolve_path
-from modelport.workers.prompting import template_inputs
 from modelport.workers.registry import register_worker
 from modelport.workers.text import TokenDecoder
 
@@ -96,25 +95,50 @@ class TransformersWorker(LocalChatWorker):
         # One long-lived engine thread: torch's OpenMP team is built once, not per request.
         self._engine = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="modelport-transformers")
         config = self.model.config
-        self.max_context = int(max_context or getattr(config, "max_position_embeddings", None) or 2048)
-        if not getattr(self.tokenizer, "chat_template", None):
+        template = getattr(self.tokenizer, "chat_template", None)
+        if not isinstance(template, str) or not template:
             raise BadRequestError(f"the tokenizer of {model!r} has no chat template", param="model")
         eos = self.model.generation_config.eos_token_id
         self._eos_ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
         if self.tokenizer.eos_token_id is not None:
             self._eos_ids.add(self.tokenizer.eos_token_id)
-        self.capabilities = Capabilities(max_context=self.max_context)
+        self._grammars: dict[str, Any] = {}
+        self._grammar_compiler: Any = None
+        window = int(max_context or getattr(config, "max_position_embeddings", None) or 2048)
+        self._configure(template=template, name=f"{model} {gguf_file or ''} {config.model_type}", max_context=window)
 
     def close(self) -> None:
         """Stops the engine thread."""
         self._engine.shutdown(wait=False, cancel_futures=True)
+
+    def _logits_processor(self, constraint: JsonConstraint) -> Any:
+        """An xgrammar processor enforcing ``constraint`` (grammar compiled once, state per call)."""
+        import xgrammar as xgr
+        from xgrammar.contrib.hf import LogitsProcessor
+
+        key = f"{constraint.prefix}\0{constraint.schema_json}\0{constraint.suffix}"
+        if key not in self._grammars:
+            if self._grammar_compiler is None:
+                info = xgr.TokenizerInfo.from_huggingface(
+                    self.tokenizer, vocab_size=self.model.config.vocab_size, stop_token_ids=sorted(self._eos_ids)
+                )
+                self._grammar_compiler = xgr.GrammarCompiler(info)
+            # No free whitespace: weak models otherwise pad JSON with newlines until max_tokens.
+            parts = [xgr.Grammar.from_json_schema(constraint.schema_json, any_whitespace=False)]
+            if constraint.prefix:
+                parts.insert(0, xgr.Grammar.from_ebnf(f"root ::= {ebnf_literal(constraint.prefix)}"))
+            if constraint.suffix:
+                parts.append(xgr.Grammar.from_ebnf(f"root ::= {ebnf_literal(constraint.suffix)}"))
+            grammar = parts[0] if len(parts) == 1 else xgr.Grammar.concat(*parts)
+            self._grammars[key] = self._grammar_compiler.compile_grammar(grammar)
+        return LogitsProcessor(self._grammars[key])
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text``, without special tokens added."""
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 
     def _render(self, request: ChatRequest) -> Prompt:
-        messages, tools = template_inputs(request)
+        messages, tools = self._template_inputs(request)
         text = self.tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
         # The template already holds any special tokens; adding them again would double BOS.
         ids = self.tokenizer(text, add_special_tokens=False).input_ids
@@ -166,7 +190,7 @@ class TransformersWorker(LocalChatWorker):
             if params.top_p is not None:
                 kwargs["top_p"] = params.top_p
         if params.constraint is not None:
-            kwargs["logits_processor"] = [params.constraint.logits_processor(self)]
+            kwargs["logits_processor"] = [self._logits_processor(params.constraint)]
         input_ids = torch.tensor([prompt.ids], device=self.model.device)
         failure: list[BaseException] = []
 

@@ -1,0 +1,162 @@
+"""The tool-call parser interface and its registry.
+
+A parser reads a model's raw output incrementally (``feed`` then ``finish``) and
+returns text deltas and tool-call deltas. It also knows how its format is written,
+so the same object can describe the format to a model whose chat template has no
+tool support, render past calls into a history, and frame a forced call for
+constrained decoding.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import entry_points
+from typing import Any, TypeVar
+
+from modelport.core.errors import BadRequestError
+from modelport.core.events import TextDelta, ToolCallDelta
+from modelport.core.tools import ToolCall, ToolSpec, new_tool_call_id
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "ParsedEvent",
+    "ToolParser",
+    "get_tool_parser",
+    "register_tool_parser",
+    "tool_parser_names",
+]
+
+ENTRY_POINT_GROUP = "modelport.tool_parsers"
+
+ParsedEvent = TextDelta | ToolCallDelta
+P = TypeVar("P", bound="type[ToolParser]")
+
+_PARSERS: dict[str, type[ToolParser]] = {}
+_BUILTIN = {
+    "hermes": "modelport.workers.tool_parsers.hermes",
+    "llama3-json": "modelport.workers.tool_parsers.llama3_json",
+    "mistral": "modelport.workers.tool_parsers.mistral",
+    "json": "modelport.workers.tool_parsers.json_fallback",
+}
+
+
+class ToolParser:
+    """Incremental tool-call parser; one instance parses one completion.
+
+    Subclasses implement ``feed`` and ``finish`` and describe their format.
+
+    Attributes:
+        name: The registry name.
+        call_prefix: Text written before a forced call's JSON.
+        call_suffix: Text written after it.
+    """
+
+    name = ""
+    call_prefix = ""
+    call_suffix = ""
+
+    def __init__(self) -> None:
+        self._next_index = 0
+
+    def feed(self, text: str) -> list[ParsedEvent]:
+        """Consumes a piece of output; returns the events it completes."""
+        raise NotImplementedError
+
+    def finish(self) -> list[ParsedEvent]:
+        """Flushes held-back text at the end of the output."""
+        raise NotImplementedError
+
+    @property
+    def calls_emitted(self) -> int:
+        """How many tool calls were emitted so far."""
+        return self._next_index
+
+    # --- helpers for subclasses -------------------------------------------------
+
+    def _call_events(self, payload: Any) -> list[ParsedEvent] | None:
+        """Events for one decoded ``{"name", "arguments"}`` object, or ``None`` if it is not a call."""
+        if not isinstance(payload, Mapping):
+            return None
+        name = payload.get("name")
+        if not isinstance(name, str) or not name:
+            return None
+        args = payload.get("arguments", payload.get("parameters", {}))
+        # A string is already JSON text, perhaps invalid: it is passed on as the model wrote it.
+        text = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
+        index = self._next_index
+        self._next_index += 1
+        return [ToolCallDelta(index, new_tool_call_id(), name), ToolCallDelta(index, arguments=text)]
+
+    # --- describing the format ----------------------------------------------------
+
+    def render_call(self, call: ToolCall) -> str:
+        """Writes a past call the way the model is asked to write one."""
+        try:
+            arguments: Any = json.loads(call.arguments or "{}")
+        except ValueError:
+            arguments = call.arguments
+        body = json.dumps({"name": call.name, "arguments": arguments}, ensure_ascii=False)
+        return f"{self.call_prefix}{body}{self.call_suffix}"
+
+    def format_instructions(self, tools: Sequence[ToolSpec]) -> str:
+        """System-prompt text that lists the tools and the call format."""
+        listing = "\n".join(json.dumps(t.to_dict()["function"], ensure_ascii=False) for t in tools)
+        example = self.render_call(ToolCall("x", "function_name", '{"argument": "value"}'))
+        return (
+            "You can call these tools (JSON schemas):\n"
+            f"{listing}\n\n"
+            "To call a tool, answer with exactly this format and nothing else:\n"
+            f"{example}\n"
+            "Otherwise, answer the user directly."
+        )
+
+    def call_schema(self, tools: Sequence[ToolSpec]) -> dict[str, Any]:
+        """The JSON schema of one call to any of ``tools`` (used to constrain decoding)."""
+        options = [
+            {
+                "type": "object",
+                "properties": {"name": {"const": t.name}, "arguments": dict(t.parameters) or {"type": "object"}},
+                "required": ["name", "arguments"],
+                "additionalProperties": False,
+            }
+            for t in tools
+        ]
+        return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def register_tool_parser(name: str) -> Callable[[P], P]:
+    """Registers a parser class under ``name``."""
+
+    def decorate(cls: P) -> P:
+        cls.name = name
+        _PARSERS[name] = cls
+        return cls
+
+    return decorate
+
+
+def tool_parser_names() -> list[str]:
+    """Every parser name: registered, built in, or from the entry-point group."""
+    names = set(_PARSERS) | set(_BUILTIN)
+    names.update(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+    return sorted(names)
+
+
+def get_tool_parser(name: str) -> type[ToolParser]:
+    """Returns the parser class called ``name``.
+
+    Raises:
+        BadRequestError: If there is none (the message lists the known ones).
+    """
+    if name not in _PARSERS and name in _BUILTIN:
+        importlib.import_module(_BUILTIN[name])
+    if name not in _PARSERS:
+        for ep in entry_points(group=ENTRY_POINT_GROUP, name=name):
+            _PARSERS[name] = ep.load()
+    if name not in _PARSERS:
+        raise BadRequestError(
+            f"unknown tool parser {name!r}; known: {', '.join(tool_parser_names())}", param="tool_parser"
+        )
+    return _PARSERS[name]

@@ -1,0 +1,83 @@
+"""Formats where the whole answer is JSON when the model calls a tool."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from modelport.core.events import TextDelta
+from modelport.workers.tool_parsers.base import ParsedEvent, ToolParser
+
+__all__ = ["LeadingJsonToolParser"]
+
+
+class LeadingJsonToolParser(ToolParser):
+    """Decides from the first characters whether the answer is a call.
+
+    An answer that begins (after whitespace and an optional ``marker``) with ``{``
+    or ``[`` is held to the end and decoded as calls; anything else streams out as
+    text at once. If the held answer does not decode, it is given back as text.
+    """
+
+    marker = ""
+    separators: tuple[str, ...] = (";",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._head = ""
+        self._mode: str | None = None  # None until decided, then "text" or "json"
+
+    def _decide(self) -> None:
+        head = self._head.lstrip()
+        if (self.marker and head.startswith(self.marker)) or head.startswith("```") or head[:1] in ("{", "["):
+            self._mode = "json"
+        elif head and not (self.marker and self.marker.startswith(head)) and not "```".startswith(head):
+            self._mode = "text"
+
+    def feed(self, text: str) -> list[ParsedEvent]:
+        """Streams text once the answer is known not to be a call."""
+        if self._mode == "text":
+            return [TextDelta(text)]
+        self._head += text
+        if self._mode is None:
+            self._decide()
+            if self._mode == "text":
+                out, self._head = self._head, ""
+                return [TextDelta(out)]
+        return []
+
+    def _payloads(self, body: str) -> list[Any] | None:
+        body = body.strip()
+        if self.marker and body.startswith(self.marker):
+            body = body[len(self.marker) :].strip()
+        if body.startswith("```"):
+            body = body.strip("`").removeprefix("json").strip()
+        try:
+            value = json.loads(body)
+            return value if isinstance(value, list) else [value]
+        except ValueError:
+            pass
+        for sep in self.separators:
+            parts = [p.strip() for p in body.split(sep) if p.strip()]
+            try:
+                return [json.loads(p) for p in parts]
+            except ValueError:
+                continue
+        return None
+
+    def finish(self) -> list[ParsedEvent]:
+        """Decodes a held answer into calls, or gives it back as text."""
+        head, self._head = self._head, ""
+        if not head:
+            return []
+        payloads = self._payloads(head) if self._mode != "text" else None
+        if payloads:
+            events: list[ParsedEvent] = []
+            for payload in payloads:
+                call = self._call_events(payload)
+                if call is None:
+                    self._next_index = 0
+                    return [TextDelta(head)]
+                events += call
+            return events
+        return [TextDelta(head)]

@@ -1,0 +1,96 @@
+"""A parser for calls wrapped in start/end markers, the shape most formats share."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from modelport.core.events import TextDelta
+from modelport.workers.tool_parsers.base import ParsedEvent, ToolParser
+
+__all__ = ["MarkupToolParser"]
+
+
+def _held_prefix(text: str, marker: str) -> int:
+    """Length of the longest tail of ``text`` that starts ``marker``."""
+    for n in range(min(len(text), len(marker) - 1), 0, -1):
+        if marker.startswith(text[-n:]):
+            return n
+    return 0
+
+
+class MarkupToolParser(ToolParser):
+    """Finds ``start ... end`` blocks; text around them passes through untouched.
+
+    Subclasses set ``start`` and ``end`` (``None`` for "until the end of output")
+    and may override ``decode_block`` to turn a block's body into call payloads.
+    A block that does not decode to calls is given back as text, markers included,
+    so nothing the model wrote is lost.
+    """
+
+    start = ""
+    end: str | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffer = ""
+        self._inside = False
+
+    def decode_block(self, body: str) -> list[Any] | None:
+        """Decodes a block body into call payloads; ``None`` if it is not valid."""
+        try:
+            value = json.loads(body)
+        except ValueError:
+            return None
+        return value if isinstance(value, list) else [value]
+
+    def _close_block(self, body: str, raw: str) -> list[ParsedEvent]:
+        payloads = self.decode_block(body.strip())
+        if payloads:
+            saved = self._next_index
+            events: list[ParsedEvent] = []
+            for payload in payloads:
+                call = self._call_events(payload)
+                if call is None:
+                    self._next_index = saved
+                    return [TextDelta(raw)]
+                events += call
+            return events
+        return [TextDelta(raw)] if raw else []
+
+    def feed(self, text: str) -> list[ParsedEvent]:
+        """Passes text through and collects complete blocks."""
+        self._buffer += text
+        events: list[ParsedEvent] = []
+        while True:
+            if not self._inside:
+                at = self._buffer.find(self.start)
+                if at < 0:
+                    keep = _held_prefix(self._buffer, self.start)
+                    out = self._buffer[: len(self._buffer) - keep]
+                    self._buffer = self._buffer[len(self._buffer) - keep :]
+                    if out:
+                        events.append(TextDelta(out))
+                    return events
+                if at:
+                    events.append(TextDelta(self._buffer[:at]))
+                self._buffer = self._buffer[at + len(self.start) :]
+                self._inside = True
+            if self.end is None:
+                return events
+            close = self._buffer.find(self.end)
+            if close < 0:
+                return events
+            body = self._buffer[:close]
+            self._buffer = self._buffer[close + len(self.end) :]
+            self._inside = False
+            events += self._close_block(body, self.start + body + self.end)
+
+    def finish(self) -> list[ParsedEvent]:
+        """Decodes an unterminated final block, or gives the rest back as text."""
+        rest, self._buffer = self._buffer, ""
+        if not self._inside:
+            return [TextDelta(rest)] if rest else []
+        self._inside = False
+        # A model often stops right before the end marker; accept the block if it decodes.
+        return self._close_block(rest, self.start + rest)

@@ -1,0 +1,33 @@
+"""Mistral format: ``[TOOL_CALLS]`` followed by a JSON list of calls."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from modelport.workers.tool_parsers.base import register_tool_parser
+from modelport.workers.tool_parsers.markup import MarkupToolParser
+
+__all__ = ["MistralToolParser"]
+
+
+@register_tool_parser("mistral")
+class MistralToolParser(MarkupToolParser):
+    """Everything after ``[TOOL_CALLS]`` is a JSON list (or one object) of calls."""
+
+    start = "[TOOL_CALLS]"
+    end = None
+    call_prefix = "[TOOL_CALLS]["
+    call_suffix = "]"
+
+    def decode_block(self, body: str) -> list[Any] | None:
+        """Accepts a list, a single object, or objects one per line."""
+        decoded = super().decode_block(body)
+        if decoded is not None:
+            return decoded
+        items: Sequence[str] = [line for line in body.splitlines() if line.strip()]
+        try:
+            return [json.loads(line) for line in items] or None
+        except ValueError:
+            return None
