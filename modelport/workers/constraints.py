@@ -1,8 +1,8 @@
 """Engine-neutral decoding constraints.
 
 A constraint says "the output must be ``prefix`` + JSON matching ``schema`` +
-``suffix``". Each local engine turns it into its own machinery: llama.cpp into a
-GBNF grammar, transformers into an xgrammar logits processor.
+``suffix``". It compiles to one GBNF grammar, which llama.cpp enforces natively
+and transformers enforces through an xgrammar logits processor.
 """
 
 from __future__ import annotations
@@ -12,13 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["JsonConstraint", "ebnf_literal"]
+from modelport.workers.grammar import schema_to_gbnf
 
-
-def ebnf_literal(text: str) -> str:
-    """Quotes ``text`` as a GBNF/EBNF string literal."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-    return f'"{escaped}"'
+__all__ = ["JsonConstraint"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +26,10 @@ class JsonConstraint:
     suffix: str = ""
 
     @property
-    def schema_json(self) -> str:
-        """The schema as canonical JSON text (also a cache key)."""
-        return json.dumps(self.schema, sort_keys=True, ensure_ascii=False)
+    def key(self) -> str:
+        """A cache key for compiled forms of this constraint."""
+        return json.dumps([self.prefix, self.schema, self.suffix], sort_keys=True, ensure_ascii=False)
+
+    def gbnf(self) -> str:
+        """The grammar every local engine enforces (see ``modelport.workers.grammar``)."""
+        return schema_to_gbnf(self.schema, prefix=self.prefix, suffix=self.suffix)

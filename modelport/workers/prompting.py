@@ -57,7 +57,7 @@ def _fallback(request: ChatRequest, parser: ToolParser) -> list[dict[str, Any]]:
     messages: list[dict[str, Any]] = []
     for message in request.messages:
         if isinstance(message, AssistantMessage) and message.tool_calls:
-            calls = "\n".join(parser.render_call(c) for c in message.tool_calls)
+            calls = parser.render_calls(message.tool_calls)
             text = content_text(message.content)
             messages.append({"role": "assistant", "content": f"{text}\n{calls}" if text else calls})
         elif isinstance(message, ToolMessage):

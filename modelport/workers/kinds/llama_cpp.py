@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
 from modelport.workers.chat_template import ChatTemplate
-from modelport.workers.constraints import JsonConstraint, ebnf_literal
+from modelport.workers.constraints import JsonConstraint
 from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
 from modelport.workers.paths import resolve_path
 from modelport.workers.registry import register_worker
@@ -135,15 +134,11 @@ class LlamaCppWorker(LocalChatWorker):
 
     def _grammar(self, constraint: JsonConstraint) -> Any:
         """Compiles (once per constraint) the GBNF grammar that enforces ``constraint``."""
-        key = f"{constraint.prefix}\0{constraint.schema_json}\0{constraint.suffix}"
-        if key not in self._grammars:
-            from llama_cpp.llama_grammar import LlamaGrammar, json_schema_to_gbnf
+        if constraint.key not in self._grammars:
+            from llama_cpp.llama_grammar import LlamaGrammar
 
-            body = re.sub(r"^root ::=", "payload ::=", json_schema_to_gbnf(constraint.schema_json), flags=re.M)
-            parts = [ebnf_literal(p) for p in (constraint.prefix,) if p] + ["payload"]
-            parts += [ebnf_literal(constraint.suffix)] if constraint.suffix else []
-            self._grammars[key] = LlamaGrammar.from_string(f"root ::= {' '.join(parts)}\n{body}", verbose=False)
-        return self._grammars[key]
+            self._grammars[constraint.key] = LlamaGrammar.from_string(constraint.gbnf(), verbose=False)
+        return self._grammars[constraint.key]
 
     def close(self) -> None:
         """Frees the llama.cpp context."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
-from modelport.workers.constraints import JsonConstraint, ebnf_literal
+from modelport.workers.constraints import JsonConstraint
 from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
 from modelport.workers.paths import resolve_path
 from modelport.workers.registry import register_worker
@@ -116,22 +116,14 @@ class TransformersWorker(LocalChatWorker):
         import xgrammar as xgr
         from xgrammar.contrib.hf import LogitsProcessor
 
-        key = f"{constraint.prefix}\0{constraint.schema_json}\0{constraint.suffix}"
-        if key not in self._grammars:
+        if constraint.key not in self._grammars:
             if self._grammar_compiler is None:
                 info = xgr.TokenizerInfo.from_huggingface(
                     self.tokenizer, vocab_size=self.model.config.vocab_size, stop_token_ids=sorted(self._eos_ids)
                 )
                 self._grammar_compiler = xgr.GrammarCompiler(info)
-            # No free whitespace: weak models otherwise pad JSON with newlines until max_tokens.
-            parts = [xgr.Grammar.from_json_schema(constraint.schema_json, any_whitespace=False)]
-            if constraint.prefix:
-                parts.insert(0, xgr.Grammar.from_ebnf(f"root ::= {ebnf_literal(constraint.prefix)}"))
-            if constraint.suffix:
-                parts.append(xgr.Grammar.from_ebnf(f"root ::= {ebnf_literal(constraint.suffix)}"))
-            grammar = parts[0] if len(parts) == 1 else xgr.Grammar.concat(*parts)
-            self._grammars[key] = self._grammar_compiler.compile_grammar(grammar)
-        return LogitsProcessor(self._grammars[key])
+            self._grammars[constraint.key] = self._grammar_compiler.compile_grammar(constraint.gbnf())
+        return LogitsProcessor(self._grammars[constraint.key])
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text``, without special tokens added."""

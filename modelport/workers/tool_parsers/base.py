@@ -51,11 +51,17 @@ class ToolParser:
         name: The registry name.
         call_prefix: Text written before a forced call's JSON.
         call_suffix: Text written after it.
+        call_separator: What stands between several calls of one turn.
+        text_before_calls: Whether the format allows prose before the calls.
+        text_after_calls: Whether it allows prose after them.
     """
 
     name = ""
     call_prefix = ""
     call_suffix = ""
+    call_separator = "\n"
+    text_before_calls = True
+    text_after_calls = True
 
     def __init__(self) -> None:
         self._next_index = 0
@@ -99,6 +105,10 @@ class ToolParser:
             arguments = call.arguments
         body = json.dumps({"name": call.name, "arguments": arguments}, ensure_ascii=False)
         return f"{self.call_prefix}{body}{self.call_suffix}"
+
+    def render_calls(self, calls: Sequence[ToolCall]) -> str:
+        """Writes the calls of one turn."""
+        return self.call_separator.join(self.render_call(c) for c in calls)
 
     def format_instructions(self, tools: Sequence[ToolSpec]) -> str:
         """System-prompt text that lists the tools and the call format."""

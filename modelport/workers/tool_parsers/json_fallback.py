@@ -13,3 +13,4 @@ class JsonToolParser(LeadingJsonToolParser):
     """For models with no trained format: answers that are JSON calls become tool calls."""
 
     separators = ("\n", ";")
+    call_separator = "\n"

@@ -21,6 +21,9 @@ class LeadingJsonToolParser(ToolParser):
 
     marker = ""
     separators: tuple[str, ...] = (";",)
+    call_separator = "; "
+    text_before_calls = False
+    text_after_calls = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -52,18 +55,22 @@ class LeadingJsonToolParser(ToolParser):
             body = body[len(self.marker) :].strip()
         if body.startswith("```"):
             body = body.strip("`").removeprefix("json").strip()
-        try:
-            value = json.loads(body)
-            return value if isinstance(value, list) else [value]
-        except ValueError:
-            pass
-        for sep in self.separators:
-            parts = [p.strip() for p in body.split(sep) if p.strip()]
+        # Several calls may follow each other, separated by ";" or newlines; decode them one by one
+        # so a separator inside a string argument is never mistaken for a boundary.
+        decoder = json.JSONDecoder()
+        values: list[Any] = []
+        pos = 0
+        while pos < len(body):
+            while pos < len(body) and (body[pos].isspace() or body[pos] in self.separators):
+                pos += 1
+            if pos == len(body):
+                break
             try:
-                return [json.loads(p) for p in parts]
+                value, pos = decoder.raw_decode(body, pos)
             except ValueError:
-                continue
-        return None
+                return None
+            values.extend(value if isinstance(value, list) else [value])
+        return values or None
 
     def finish(self) -> list[ParsedEvent]:
         """Decodes a held answer into calls, or gives it back as text."""

@@ -35,6 +35,7 @@ class MarkupToolParser(ToolParser):
         super().__init__()
         self._buffer = ""
         self._inside = False
+        self._searched = 0
 
     def decode_block(self, body: str) -> list[Any] | None:
         """Decodes a block body into call payloads; ``None`` if it is not valid."""
@@ -78,17 +79,36 @@ class MarkupToolParser(ToolParser):
                 self._inside = True
             if self.end is None:
                 return events
-            close = self._buffer.find(self.end)
+            close = self._find_end()
             if close < 0:
                 return events
             body = self._buffer[:close]
             self._buffer = self._buffer[close + len(self.end) :]
             self._inside = False
+            self._searched = 0
             events += self._close_block(body, self.start + body + self.end)
+
+    def _find_end(self) -> int:
+        """Finds the end marker that closes a decodable block.
+
+        The marker may also occur inside a JSON string of the call, so an end
+        marker whose body does not decode is skipped. The search resumes where
+        it left off, so each character is scanned once.
+        """
+        assert self.end is not None
+        while True:
+            close = self._buffer.find(self.end, self._searched)
+            if close < 0:
+                self._searched = max(0, len(self._buffer) - len(self.end) + 1)
+                return -1
+            if self.decode_block(self._buffer[:close].strip()):
+                return close
+            self._searched = close + 1
 
     def finish(self) -> list[ParsedEvent]:
         """Decodes an unterminated final block, or gives the rest back as text."""
         rest, self._buffer = self._buffer, ""
+        self._searched = 0
         if not self._inside:
             return [TextDelta(rest)] if rest else []
         self._inside = False

@@ -6,6 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from modelport.core.tools import ToolCall
 from modelport.workers.tool_parsers.base import register_tool_parser
 from modelport.workers.tool_parsers.markup import MarkupToolParser
 
@@ -20,6 +21,12 @@ class MistralToolParser(MarkupToolParser):
     end = None
     call_prefix = "[TOOL_CALLS]["
     call_suffix = "]"
+    text_after_calls = False
+
+    def render_calls(self, calls: Sequence[ToolCall]) -> str:
+        """One marker and one list for all the calls of a turn."""
+        bodies = [self.render_call(c)[len(self.call_prefix) : -len(self.call_suffix)] for c in calls]
+        return f"{self.call_prefix}{', '.join(bodies)}{self.call_suffix}"
 
     def decode_block(self, body: str) -> list[Any] | None:
         """Accepts a list, a single object, or objects one per line."""
