@@ -126,7 +126,7 @@ def test_streamed_and_whole_calls_agree(chat_worker: ChatWorker, case: dict[str,
 
 
 def test_history_with_calls_and_results_renders(chat_worker: ChatWorker) -> None:
-    tools = tools_of(EVAL[0]) + [ToolSpec("get_time", "time", {"type": "object", "properties": {}})]
+    tools = [*tools_of(EVAL[0]), ToolSpec("get_time", "time", {"type": "object", "properties": {}})]
     history = [
         UserMessage("Weather in Paris and the time?"),
         AssistantMessage(None, (ToolCall("c1", "get_weather", '{"city": "Paris"}'), ToolCall("c2", "get_time", "{}"))),
