@@ -2,7 +2,7 @@
 
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
 from modelport.workers.local import LocalChatWorker
-from modelport.workers.models import BUILTIN_MODELS, ModelEntry, ModelRegistry
+from modelport.workers.models import BUILTIN_MODELS, ModelEntry, ModelRegistry, default_registry
 from modelport.workers.registry import ENTRY_POINT_GROUP, KindRegistry, register_worker, worker_kinds
 
 __all__ = [
@@ -16,5 +16,6 @@ __all__ = [
     "ModelRegistry",
     "Worker",
     "worker_kinds",
+    "default_registry",
     "register_worker",
 ]

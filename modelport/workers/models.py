@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from modelport.core.errors import BadRequestError, ModelNotFoundError
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
 from modelport.workers.registry import KindRegistry, worker_kinds
 
-__all__ = ["BUILTIN_MODELS", "ModelEntry", "ModelRegistry"]
+__all__ = ["BUILTIN_MODELS", "ModelEntry", "ModelRegistry", "default_registry"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,3 +205,13 @@ class ModelRegistry:
             workers, self._workers = list(self._workers.values()), {}
         for worker in workers:
             worker.close()
+
+
+@functools.cache
+def default_registry() -> ModelRegistry:
+    """The process-wide registry of built-in models that the integrations fall back to.
+
+    Sharing it means ``ChatModelPort(model="smollm2-135m")`` created twice loads the
+    model once.
+    """
+    return ModelRegistry.builtin()

@@ -29,9 +29,6 @@ _BUILTIN_MODULES: Mapping[str, str] = {
     "transformers": "modelport.workers.kinds.transformers",
     "llama-cpp": "modelport.workers.kinds.llama_cpp",
     "sentence-transformers": "modelport.workers.kinds.sentence_transformers",
-    "openai": "modelport.workers.kinds.openai",
-    "dashscope": "modelport.workers.kinds.dashscope",
-    "runnable": "modelport.workers.kinds.runnable",
 }
 
 

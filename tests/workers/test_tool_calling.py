@@ -48,6 +48,10 @@ def test_forced_calls_always_parse_and_validate(chat_worker: ChatWorker, mode: s
     failures = []
     for case in EVAL:
         tools = tools_of(case)
+        if mode == "named" and len(tools) == 1 and case["expected"]:
+            # With one tool, naming it gives the very grammar "required" gives, so greedy decoding
+            # repeats the "required" run exactly; those cases are covered there.
+            continue
         target = (case["expected"] or {"name": tools[0].name})["name"]
         choice = "required" if mode == "required" else target
         request = ChatRequest(

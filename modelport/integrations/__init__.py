@@ -1,0 +1,1 @@
+"""Adapters from modelport workers to LangChain and LlamaIndex."""

@@ -1,0 +1,121 @@
+"""ChatModelPort and RunnableWorker behaviour beyond the standard suites."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import RunnableLambda
+
+from modelport.core import ChatRequest, Finish, TextDelta, ToolCallDelta, Usage, UserMessage
+from modelport.integrations.langchain import ChatModelPort
+from modelport.integrations.langchain.runnable_worker import RunnableWorker
+from modelport.workers import ModelEntry, ModelRegistry
+from modelport.workers.kinds.fake import FakeChatWorker, tool_call_events
+
+
+def get_weather(city: str) -> str:
+    """Get the weather for a city."""
+    return "sunny"
+
+
+@pytest.mark.parametrize(
+    "choice", ["get_weather", "any", "required", True, {"type": "function", "function": {"name": "get_weather"}}]
+)
+def test_every_tool_choice_form_forces_the_call(choice: object) -> None:
+    llm = ChatModelPort(model="smollm2-135m", temperature=0, max_tokens=60)
+    message = llm.bind_tools([get_weather], tool_choice=choice).invoke("What's the weather in Paris?")  # type: ignore[arg-type]
+    assert [c["name"] for c in message.tool_calls] == ["get_weather"]
+    assert message.response_metadata["finish_reason"] == "tool_calls"
+
+
+def test_none_and_auto_tool_choice_are_accepted() -> None:
+    llm = ChatModelPort(model="smollm2-135m", temperature=0, max_tokens=20)
+    for choice in ("none", "auto"):
+        message = llm.bind_tools([get_weather], tool_choice=choice).invoke("Hello")
+        assert isinstance(message, AIMessage)
+
+
+def test_stream_carries_tool_chunks_usage_and_last_position() -> None:
+    worker = FakeChatWorker([tool_call_events("get_weather", '{"city": "Paris"}', chunk=5)])
+    chunks = list(ChatModelPort(worker=worker).stream("hi"))
+    assert chunks[-1].chunk_position == "last"
+    full = chunks[0]
+    for chunk in chunks[1:]:
+        full = full + chunk
+    assert isinstance(full, AIMessageChunk)
+    assert full.tool_calls[0]["args"] == {"city": "Paris"}
+    assert full.usage_metadata and full.usage_metadata["total_tokens"] == 2
+    assert full.response_metadata["model_provider"] == "modelport"
+
+
+def test_unparsable_arguments_become_an_invalid_tool_call() -> None:
+    events = [ToolCallDelta(0, "c1", "get_weather", '{"city": "Par'), Finish("tool_calls", Usage(1, 1))]
+    message = ChatModelPort(worker=FakeChatWorker([events])).invoke("hi")
+    assert message.tool_calls == []
+    assert message.invalid_tool_calls[0]["name"] == "get_weather"
+    assert message.invalid_tool_calls[0]["args"] == '{"city": "Par'
+
+
+def test_tool_message_histories_reach_the_worker() -> None:
+    worker = FakeChatWorker(["ok"])
+    history = [
+        SystemMessage("sys"),
+        HumanMessage("weather?"),
+        AIMessage("", tool_calls=[{"name": "get_weather", "args": {"city": "Paris"}, "id": "c1"}]),
+        ToolMessage([{"type": "text", "text": "sunny"}], tool_call_id="c1"),
+        ToolMessage("boom", tool_call_id="c2", status="error"),
+    ]
+    ChatModelPort(worker=worker, stop=["x"], seed=3).invoke(history, temperature=0.5, max_tokens=7)
+    request = worker.requests[-1]
+    assert request.messages[3].content == "sunny" and request.messages[4].is_error  # type: ignore[union-attr]
+    assert request.messages[2].tool_calls[0].arguments == '{"city": "Paris"}'  # type: ignore[union-attr]
+    assert (request.temperature, request.max_tokens, request.seed, request.stop) == (0.5, 7, 3, ("x",))
+
+
+def test_profile_comes_from_capabilities() -> None:
+    profile = ChatModelPort(model="smollm2-135m").profile
+    assert profile is not None
+    assert profile["tool_calling"] and profile["tool_choice"] and profile["max_input_tokens"] == 8192
+    assert not profile["image_inputs"]
+
+
+def test_bad_request_names_the_field() -> None:
+    from modelport.core import BadRequestError
+
+    with pytest.raises(BadRequestError) as info:
+        ChatModelPort(model="smollm2-135m").invoke("hi", temperature=-1)
+    assert info.value.param == "temperature"
+
+
+def test_runnable_worker_wraps_chains_strings_dicts_and_messages() -> None:
+    request = ChatRequest([UserMessage("ping")])
+    echo = RunnableWorker(RunnableLambda(lambda msgs: msgs[-1].text.upper()))
+    assert echo.invoke(request).text == "PING"
+    keyed = RunnableWorker(RunnableLambda(lambda d: {"answer": d["q"] + "!"}), input_key="q")
+    assert keyed.invoke(request).text == "ping!"
+    ai = RunnableWorker(
+        RunnableLambda(lambda _: AIMessage("", tool_calls=[{"name": "f", "args": {"x": 1}, "id": "t1"}]))
+    )
+    result = ai.invoke(request)
+    assert result.tool_calls[0].name == "f" and result.finish_reason == "tool_calls"
+
+
+async def test_runnable_worker_streams_a_chat_model_chain() -> None:
+    chain = ChatModelPort(model="smollm2-135m", temperature=0, max_tokens=12)
+    worker = RunnableWorker(chain)
+    events = [e async for e in worker.astream(ChatRequest([UserMessage("Hi")]))]
+    assert sum(isinstance(e, TextDelta) for e in events) > 1
+    assert isinstance(events[-1], Finish)
+
+
+def test_runnable_kind_from_config_factory() -> None:
+    registry = ModelRegistry([ModelEntry("echo-chain", "runnable", {"factory": "tests.integrations.chains:echo"})])
+    assert registry.chat("echo-chain").invoke(ChatRequest([UserMessage("hey")])).text == "hey"
+
+
+def test_bad_factory_is_a_named_error() -> None:
+    from modelport.core import BadRequestError
+
+    with pytest.raises(BadRequestError) as info:
+        RunnableWorker(factory="no_such_module:thing")
+    assert info.value.param == "factory"

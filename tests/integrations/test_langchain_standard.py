@@ -1,0 +1,86 @@
+"""langchain-tests standard suites for ChatModelPort and ModelPortEmbeddings on the built-in models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from langchain_tests.integration_tests import ChatModelIntegrationTests, EmbeddingsIntegrationTests
+from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
+
+from modelport.integrations.langchain import ChatModelPort, ModelPortEmbeddings
+
+
+class _Local:
+    model_name = ""
+
+    @property
+    def chat_model_class(self) -> type[ChatModelPort]:
+        return ChatModelPort
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {"model": self.model_name}
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True
+
+    @property
+    def structured_output_kwargs(self) -> dict[str, Any]:
+        return {"method": "json_schema"}
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    @property
+    def supports_model_override(self) -> bool:
+        return False
+
+
+class TestLlamaCppUnit(_Local, ChatModelUnitTests):
+    model_name = "smollm2-135m"
+
+    @property
+    def standard_chat_model_params(self) -> dict[str, Any]:
+        return {k: v for k, v in super().standard_chat_model_params.items() if k != "api_key"}
+
+
+class TestLlamaCppIntegration(_Local, ChatModelIntegrationTests):
+    model_name = "smollm2-135m"
+
+
+class TestTransformersUnit(TestLlamaCppUnit):
+    model_name = "smollm2-135m-hf"
+
+
+class TestTransformersIntegration(_Local, ChatModelIntegrationTests):
+    model_name = "smollm2-135m-hf"
+
+
+class TestEmbeddingsUnit(EmbeddingsUnitTests):
+    @property
+    def embeddings_class(self) -> type[ModelPortEmbeddings]:
+        return ModelPortEmbeddings
+
+    @property
+    def embedding_model_params(self) -> dict[str, Any]:
+        return {"model": "minilm-l6"}
+
+
+class TestEmbeddingsIntegration(EmbeddingsIntegrationTests):
+    @property
+    def embeddings_class(self) -> type[ModelPortEmbeddings]:
+        return ModelPortEmbeddings
+
+    @property
+    def embedding_model_params(self) -> dict[str, Any]:
+        return {"model": "minilm-l6"}
