@@ -10,7 +10,7 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chat serve test lint typecheck unit bench clean
+.PHONY: install chat test test-full lint typecheck unit bench clean
 
 install: $(VENV)/.installed
 
@@ -34,12 +34,17 @@ typecheck: install
 	$(BIN)/mypy
 
 unit: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --durations=15
 
 test: lint typecheck unit
 
+# Everything, including the suites marked `full` (langchain-tests on the transformers worker).
+test-full: lint typecheck
+	$(BIN)/python -m pytest -m ""
+
 bench: install
 	$(BIN)/python benchmarks/bench_workers.py
+	$(BIN)/python benchmarks/bench_tools.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -71,6 +71,9 @@ class ChatModelPort(BaseChatModel):
             self.worker = (self.registry or default_registry()).chat(self.model)
         elif not self.model:
             self.model = type(self.worker).__name__
+        if self.profile is None:
+            # LangChain's own validator ran before the worker existed.
+            self.profile = self._resolve_model_profile()
         return self
 
     @property

@@ -21,6 +21,8 @@ __all__ = ["LlamaCppWorker"]
 # llama-cpp-python's own create_completion defaults, so an unset field samples as it would.
 _DEFAULT_TEMPERATURE = 0.8
 _DEFAULT_TOP_P = 0.95
+# Candidates the grammar filters before falling back to the whole vocabulary (top_k is 40).
+_SHORTLIST = 64
 
 
 @register_worker("llama-cpp")
@@ -109,12 +111,12 @@ class LlamaCppWorker(LocalChatWorker):
             llm.set_seed(self._seed)
         temperature = _DEFAULT_TEMPERATURE if params.temperature is None else params.temperature
         top_p = _DEFAULT_TOP_P if params.top_p is None else params.top_p
-        grammar = self._grammar(params.constraint) if params.constraint is not None else None
         vocab = llm._model.vocab
         decoder = ByteDecoder()
-        tokens = llm.generate(
-            prompt.ids, temp=temperature, top_p=top_p, top_k=0 if temperature == 0 else 40, grammar=grammar
-        )
+        if params.constraint is not None:
+            tokens: Any = self._constrained_tokens(prompt, params.constraint, temperature, top_p)
+        else:
+            tokens = llm.generate(prompt.ids, temp=temperature, top_p=top_p, top_k=0 if temperature == 0 else 40)
         try:
             for token in tokens:
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
@@ -131,6 +133,70 @@ class LlamaCppWorker(LocalChatWorker):
                 yield tail
         finally:
             tokens.close()
+
+    def _constrained_tokens(
+        self, prompt: Prompt, constraint: JsonConstraint, temperature: float, top_p: float
+    ) -> Iterator[int]:
+        """Samples under a grammar, checking the grammar only against the sampled token.
+
+        llama-cpp-python puts the grammar first in its sampler chain, which filters all
+        49k candidates on every token. Like llama.cpp's own common sampler, this samples
+        freely first and asks the grammar only whether that one token is allowed; just
+        when it is not does the grammar filter the best 64 candidates (the whole vocabulary
+        if none of those is allowed) and sampling repeat over what is left.
+        """
+        import ctypes
+
+        import llama_cpp
+        import numpy as np
+
+        llm = self.llm
+        grammar = self._grammar(constraint)
+        chain = llm._init_sampler(temp=temperature, top_p=top_p, top_k=0 if temperature == 0 else 40)
+        checker = llama_cpp.llama_sampler_init_grammar(
+            llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
+        )
+        n_vocab = llm.n_vocab()
+        one = (llama_cpp.llama_token_data * 1)()
+        single = llama_cpp.llama_token_data_array(data=one, size=1, selected=-1, sorted=False)
+        full = (llama_cpp.llama_token_data * n_vocab)()
+        full_view = np.ctypeslib.as_array(full)
+        full_view["id"] = np.arange(n_vocab, dtype=np.int32)
+        everything = llama_cpp.llama_token_data_array(data=full, size=n_vocab, selected=-1, sorted=False)
+        short = (llama_cpp.llama_token_data * _SHORTLIST)()
+        short_view = np.ctypeslib.as_array(short)
+        shortlist = llama_cpp.llama_token_data_array(data=short, size=_SHORTLIST, selected=-1, sorted=False)
+        ctx = llm._ctx.ctx
+        pending = list(prompt.ids)
+        llm.reset()
+        try:
+            while True:
+                llm.eval(pending)
+                token = int(llama_cpp.llama_sampler_sample(chain.sampler, ctx, -1))
+                one[0].id, one[0].logit, one[0].p = token, 0.0, 0.0
+                single.size, single.selected = 1, -1
+                llama_cpp.llama_sampler_apply(checker, ctypes.byref(single))
+                if one[0].logit == float("-inf"):
+                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(n_vocab,))
+                    # Most often an allowed token is among the best few: filter those first.
+                    best = np.argpartition(-logits, _SHORTLIST)[:_SHORTLIST]
+                    short_view["id"], short_view["logit"], short_view["p"] = best, logits[best], 0.0
+                    candidates, view = shortlist, short_view
+                    shortlist.size, shortlist.selected, shortlist.sorted = _SHORTLIST, -1, False
+                    llama_cpp.llama_sampler_apply(checker, ctypes.byref(shortlist))
+                    if not np.isfinite(short_view["logit"]).any():
+                        full_view["logit"], full_view["p"] = logits, 0.0
+                        candidates, view = everything, full_view
+                        everything.size, everything.selected, everything.sorted = n_vocab, -1, False
+                        llama_cpp.llama_sampler_apply(checker, ctypes.byref(everything))
+                    llama_cpp.llama_sampler_apply(chain.sampler, ctypes.byref(candidates))
+                    token = int(view["id"][candidates.selected])
+                llama_cpp.llama_sampler_accept(checker, token)
+                yield token
+                pending = [token]
+        finally:
+            llama_cpp.llama_sampler_free(checker)
+            chain.close()
 
     def _grammar(self, constraint: JsonConstraint) -> Any:
         """Compiles (once per constraint) the GBNF grammar that enforces ``constraint``."""
