@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
@@ -112,41 +113,41 @@ class RunnableWorker(ChatWorker):
                     return [TextDelta(output[key])]
         return [TextDelta(json.dumps(output, ensure_ascii=False, default=str))]
 
-    def _fold(self, chunk: Any, held: list[Any]) -> list[StreamEvent]:
+    def _emit(self, run: _Run, chunk: Any) -> list[StreamEvent]:
         # Text and message chunks stream as they come; dict chunks (graph states) are kept
         # and only the last one is answered from, once the run ends.
         if isinstance(chunk, (str, AIMessageChunk)):
-            return self._final_events(chunk)
-        held[:] = [chunk]
+            events = self._final_events(chunk)
+            run.called = run.called or any(isinstance(e, ToolCallDelta) for e in events)
+            return events
+        run.held = [chunk]
         return []
 
-    @staticmethod
-    def _finish(events: list[StreamEvent]) -> Finish:
-        called = any(isinstance(e, ToolCallDelta) for e in events)
-        return Finish("tool_calls" if called else "stop", Usage())
+    def _end(self, run: _Run) -> list[StreamEvent]:
+        events = self._final_events(run.held[0]) if run.held else []
+        called = run.called or any(isinstance(e, ToolCallDelta) for e in events)
+        return [*events, Finish("tool_calls" if called else "stop", Usage())]
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
         """Streams the runnable's output."""
-        held: list[Any] = []
-        seen: list[StreamEvent] = []
+        run = _Run()
         for chunk in self.runnable.stream(self._input(request)):
-            for event in self._fold(chunk, held):
-                seen.append(event)
-                yield event
-        for event in self._final_events(held[0]) if held else []:
-            seen.append(event)
-            yield event
-        yield self._finish(seen)
+            yield from self._emit(run, chunk)
+        yield from self._end(run)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Streams through the runnable's native ``astream``."""
-        held: list[Any] = []
-        seen: list[StreamEvent] = []
+        run = _Run()
         async for chunk in self.runnable.astream(self._input(request)):
-            for event in self._fold(chunk, held):
-                seen.append(event)
+            for event in self._emit(run, chunk):
                 yield event
-        for event in self._final_events(held[0]) if held else []:
-            seen.append(event)
+        for event in self._end(run):
             yield event
-        yield self._finish(seen)
+
+
+@dataclass(slots=True)
+class _Run:
+    """What one run of the runnable has shown so far."""
+
+    called: bool = False
+    held: list[Any] = field(default_factory=list)
