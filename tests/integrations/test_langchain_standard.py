@@ -62,6 +62,7 @@ class _LocalIntegration(_Local, ChatModelIntegrationTests):
         "question in prose instead of calling get_weather",
         strict=False,
     )
+    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)  # as upstream
     def test_agent_loop(self, model: BaseChatModel) -> None:
         super().test_agent_loop(model)
 
@@ -72,6 +73,15 @@ class _LocalIntegration(_Local, ChatModelIntegrationTests):
     )
     def test_json_mode(self, model: BaseChatModel) -> None:
         super().test_json_mode(model)
+
+    @pytest.mark.xfail(
+        reason="model limit: forced to call magic_function, SmolLM2-135M sometimes fills its argument with a "
+        "different number than the 3 in the question (the call itself always parses and validates)",
+        strict=False,
+    )
+    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)  # as upstream
+    def test_tool_calling(self, model: BaseChatModel) -> None:
+        super().test_tool_calling(model)
 
 
 class TestLlamaCppIntegration(_LocalIntegration):
