@@ -12,14 +12,17 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from modelport.workers import ChatWorker, EmbeddingWorker, ModelRegistry
+from modelport.workers.models import default_registry
 
 CHAT_MODELS = ("smollm2-135m", "smollm2-135m-hf")
 
 
 @pytest.fixture(scope="session")
 def registry() -> Iterator[ModelRegistry]:
-    reg = ModelRegistry.builtin()
+    # The integrations fall back to the process-wide registry; sharing it loads each model once.
+    reg = default_registry()
     yield reg
+    # Closing here, not at interpreter exit, spares llama.cpp's finalizer a half-torn-down module.
     reg.close()
 
 
@@ -41,3 +44,16 @@ def minilm(registry: ModelRegistry) -> EmbeddingWorker:
 @pytest.fixture(params=CHAT_MODELS, scope="session")
 def chat_worker(request: pytest.FixtureRequest, registry: ModelRegistry) -> ChatWorker:
     return registry.chat(request.param)
+
+
+@pytest.fixture(scope="session")
+def llama_server() -> Iterator[str]:
+    """llama-cpp-python's own OpenAI-compatible server on loopback, serving the built-in GGUF.
+
+    Yields the base URL (ending in ``/v1``). Two aliases: ``smollm2`` for chat and
+    ``smollm2-embed`` (the same file in embedding mode).
+    """
+    from tests.llama_server import run_llama_server
+
+    with run_llama_server() as url:
+        yield url

@@ -29,6 +29,8 @@ _BUILTIN_MODULES: Mapping[str, str] = {
     "transformers": "modelport.workers.kinds.transformers",
     "llama-cpp": "modelport.workers.kinds.llama_cpp",
     "sentence-transformers": "modelport.workers.kinds.sentence_transformers",
+    "openai": "modelport.workers.kinds.openai",
+    "dashscope": "modelport.workers.kinds.dashscope",
 }
 
 

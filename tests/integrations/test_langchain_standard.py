@@ -57,6 +57,12 @@ class TestLlamaCppUnit(_Local, ChatModelUnitTests):
 
 
 class _LocalIntegration(_Local, ChatModelIntegrationTests):
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        # A 135M model sometimes repeats itself until the context is full (8192 tokens, minutes on
+        # two cores); no standard test needs more than a few dozen tokens.
+        return {**super().chat_model_params, "max_tokens": 256}
+
     @pytest.mark.xfail(
         reason="model limit: in auto mode (this test sets no tool_choice) SmolLM2-135M answers the weather "
         "question in prose instead of calling get_weather",
@@ -82,6 +88,22 @@ class _LocalIntegration(_Local, ChatModelIntegrationTests):
     @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)  # as upstream
     def test_tool_calling(self, model: BaseChatModel) -> None:
         super().test_tool_calling(model)
+
+    @pytest.mark.xfail(
+        reason="model limit: forced to call magic_function, SmolLM2-135M sometimes fills its argument with a "
+        "different number than the 3 in the question (the call itself always parses and validates)",
+        strict=False,
+    )
+    async def test_tool_calling_async(self, model: BaseChatModel) -> None:
+        await super().test_tool_calling_async(model)
+
+    @pytest.mark.xfail(
+        reason="model limit: SmolLM2-135M does not copy non-Latin names reliably; asked for "
+        "'こんにちは株式会社' it sometimes writes other kana (the call and its UTF-8 round trip are fine)",
+        strict=False,
+    )
+    def test_unicode_tool_call_integration(self, model: BaseChatModel) -> None:
+        super().test_unicode_tool_call_integration(model)
 
 
 class TestLlamaCppIntegration(_LocalIntegration):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -68,6 +69,9 @@ class LlamaCppWorker(LocalChatWorker):
             verbose=verbose,
             **llama_kwargs,
         )
+        # Free the context at interpreter exit too, while llama.cpp's module is still intact;
+        # its own __del__ would run after teardown and fail noisily.
+        self._finalizer = weakref.finalize(self, self.llm.close)
         self.model_path = str(path)
         source = chat_template or self.llm.metadata.get("tokenizer.chat_template")
         if not source:
@@ -208,6 +212,7 @@ class LlamaCppWorker(LocalChatWorker):
 
     def close(self) -> None:
         """Frees the llama.cpp context."""
-        llm, self.llm = getattr(self, "llm", None), None
-        if llm is not None:
-            llm.close()
+        finalizer = getattr(self, "_finalizer", None)
+        if finalizer is not None:
+            finalizer()
+        self.llm = None

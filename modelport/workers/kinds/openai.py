@@ -1,0 +1,223 @@
+"""The ``openai`` kind: OpenAI, or any server that speaks its API (vLLM, llama.cpp, Ollama, modelport)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import fields
+from typing import Any
+
+import httpx
+
+from modelport.core.capabilities import Capabilities
+from modelport.core.errors import BadRequestError
+from modelport.core.events import StreamEvent
+from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
+from modelport.workers.base import ChatWorker, EmbeddingWorker
+from modelport.workers.registry import register_worker
+from modelport.workers.remote.http import HttpClient
+from modelport.workers.remote.openai_format import (
+    ChunkDecoder,
+    batches,
+    chat_body,
+    decode_embeddings,
+    map_openai_error,
+    response_events,
+)
+from modelport.workers.remote.retry import RetryPolicy
+from modelport.workers.remote.secret import Secret
+
+__all__ = ["OPENAI_BASE_URL", "OpenAIWorker", "capabilities_from"]
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+_REMOTE_CAPABILITIES = Capabilities(
+    chat=True,
+    embeddings=True,
+    tools=True,
+    tool_call_streaming=True,
+    tool_choice=True,
+    structured_output=True,
+    vision=True,
+    logprobs=True,
+    reasoning=True,
+)
+
+
+def capabilities_from(base: Capabilities, overrides: Mapping[str, Any] | None) -> Capabilities:
+    """``base`` with a model entry's ``capabilities:`` overrides applied.
+
+    Raises:
+        BadRequestError: For a key that is not a capability.
+    """
+    if not overrides:
+        return base
+    known = {f.name for f in fields(Capabilities)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise BadRequestError(f"unknown capabilities {unknown}; known: {sorted(known)}", param="capabilities")
+    values = {f.name: getattr(base, f.name) for f in fields(Capabilities)}
+    values.update(overrides)
+    return Capabilities(**values)
+
+
+def _normalized(vector: list[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm > 0 else vector
+
+
+@register_worker("openai")
+class OpenAIWorker(ChatWorker, EmbeddingWorker):
+    """Chat and embeddings through an OpenAI-compatible HTTP API, sync and natively async.
+
+    Args:
+        model: The model name the server knows.
+        base_url: The API root (ending in ``/v1`` for most servers). Defaults to
+            ``OPENAI_BASE_URL`` from the environment, else OpenAI's.
+        api_key: The key; when omitted it is read from ``api_key_env``. Only
+            OpenAI's own URL requires one.
+        api_key_env: The environment variable holding the key.
+        headers: Extra headers for every request.
+        timeout: Seconds to wait to connect and for each read, the first byte included.
+        max_retries: Retries on 429, 5xx, timeouts and connection errors.
+        retry_timeout: No retry starts after this many seconds.
+        streaming: Ask for SSE streams (the default); ``False`` asks for whole answers.
+        stream_usage: Ask for usage in streams (``stream_options.include_usage``).
+        max_tokens_field: ``max_tokens``, or ``max_completion_tokens`` for OpenAI's reasoning models.
+        embedding_encoding: ``base64`` (compact; the default) or ``float``.
+        embedding_batch_size: Inputs per ``/embeddings`` request.
+        capabilities: Overrides of what the remote model can do (all on by default).
+        transport: A custom httpx transport (proxies, tests).
+        async_transport: The same for the async client.
+    """
+
+    capabilities = _REMOTE_CAPABILITIES
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | Secret | None = None,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        headers: Mapping[str, str] | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        retry_timeout: float = 60.0,
+        streaming: bool = True,
+        stream_usage: bool = True,
+        max_tokens_field: str = "max_tokens",
+        embedding_encoding: str = "base64",
+        embedding_batch_size: int = 256,
+        capabilities: Mapping[str, Any] | None = None,
+        transport: httpx.BaseTransport | None = None,
+        async_transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        if not model:
+            raise BadRequestError("the openai kind needs a model name", param="model")
+        if embedding_encoding not in ("base64", "float"):
+            raise BadRequestError("must be 'base64' or 'float'", param="embedding_encoding")
+        if embedding_batch_size < 1:
+            raise BadRequestError("must be a positive integer", param="embedding_batch_size")
+        url = base_url or os.environ.get("OPENAI_BASE_URL") or OPENAI_BASE_URL
+        secret = Secret.resolve(api_key, api_key_env, required=url == OPENAI_BASE_URL, what=f"the model {model!r}")
+        self.model = model
+        self.streaming = streaming
+        self.stream_usage = stream_usage
+        self.max_tokens_field = max_tokens_field
+        self.embedding_encoding = embedding_encoding
+        self.embedding_batch_size = embedding_batch_size
+        self.capabilities = capabilities_from(_REMOTE_CAPABILITIES, capabilities)
+        self.client = HttpClient(
+            base_url=url,
+            secret=secret,
+            headers=headers,
+            timeout=timeout,
+            retry=RetryPolicy(max_retries=max_retries, total_timeout=retry_timeout),
+            map_error=map_openai_error,
+            name="openai",
+            transport=transport,
+            async_transport=async_transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIWorker(model={self.model!r}, base_url={self.client.base_url!r})"
+
+    # -- chat ---------------------------------------------------------------------------------
+
+    def _body(self, request: ChatRequest) -> dict[str, Any]:
+        self.check_request(request)
+        return chat_body(
+            request,
+            model=self.model,
+            stream=self.streaming,
+            stream_usage=self.stream_usage,
+            max_tokens_field=self.max_tokens_field,
+        )
+
+    def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
+        """Streams the answer; a failure after the first delta raises after what was delivered."""
+        body = self._body(request)
+        if not self.streaming:
+            yield from response_events(self.client.post_json("chat/completions", body))
+            return
+        decoder = ChunkDecoder(self.client.scrub)
+        with self.client.stream_lines("chat/completions", body) as lines:
+            for line in lines:
+                yield from decoder.feed_line(line)
+                if decoder.done:
+                    break
+        yield from decoder.finish()
+
+    async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
+        """Streams the answer with ``httpx.AsyncClient``; no thread is involved."""
+        body = self._body(request)
+        if not self.streaming:
+            for event in response_events(await self.client.apost_json("chat/completions", body)):
+                yield event
+            return
+        decoder = ChunkDecoder(self.client.scrub)
+        async with self.client.astream_lines("chat/completions", body) as lines:
+            async for line in lines:
+                for event in decoder.feed_line(line):
+                    yield event
+                if decoder.done:
+                    break
+        for event in decoder.finish():
+            yield event
+
+    # -- embeddings ---------------------------------------------------------------------------
+
+    def _embedding_body(self, texts: Any, request: EmbeddingRequest) -> dict[str, Any]:
+        # Always text, never token-id arrays: many compatible servers reject those.
+        body: dict[str, Any] = {"model": self.model, "input": list(texts), "encoding_format": self.embedding_encoding}
+        if request.dimensions is not None:
+            body["dimensions"] = request.dimensions
+        return body
+
+    def _result(self, parts: list[tuple[list[list[float]], int]], request: EmbeddingRequest) -> EmbeddingResult:
+        vectors = [v for batch, _ in parts for v in batch]
+        if request.normalize:
+            vectors = [_normalized(v) for v in vectors]
+        return EmbeddingResult(vectors, sum(t for _, t in parts), self.model)
+
+    def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embeds the texts in batches of ``embedding_batch_size``."""
+        parts = [
+            decode_embeddings(self.client.post_json("embeddings", self._embedding_body(batch, request)), len(batch))
+            for batch in batches(request.texts, self.embedding_batch_size)
+        ]
+        return self._result(parts, request)
+
+    async def aembed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embeds natively async."""
+        parts = []
+        for batch in batches(request.texts, self.embedding_batch_size):
+            data = await self.client.apost_json("embeddings", self._embedding_body(batch, request))
+            parts.append(decode_embeddings(data, len(batch)))
+        return self._result(parts, request)
+
+    def close(self) -> None:
+        """Closes the HTTP connections."""
+        self.client.close()
