@@ -10,7 +10,8 @@ PORT ?= 8000
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install chat test test-full lint typecheck unit bench clean
+
+.PHONY: install chat serve test test-full lint typecheck unit bench clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +26,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 chat: install
 	$(BIN)/modelport chat $(MODEL)
+
+# The main job: every built-in model, plus the example RAG chain, behind an OpenAI-compatible API.
+serve: install
+	$(BIN)/modelport serve --config examples/serve.yaml --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check modelport tests benchmarks examples

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import TextIO
+from typing import Any, TextIO
 
 from modelport.core.errors import ModelPortError
 from modelport.core.events import Finish, TextDelta, ToolCallDelta, Usage
@@ -118,6 +119,45 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             print(f"({usage.completion_tokens} tokens, {rate:.1f} tokens/s)", file=sys.stderr)
 
 
+def _server_section(config: str | None) -> dict[str, Any]:
+    if not config:
+        return {}
+    import yaml
+
+    with open(config, encoding="utf-8") as handle:
+        data = yaml.safe_load(handle) or {}
+    section = data.get("server") if isinstance(data, dict) else None
+    return dict(section) if isinstance(section, dict) else {}
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from modelport.server import Limits, ServerSettings, create_app
+
+    # Like uvicorn's --app-dir: chains named "module:function" in the config import from here.
+    sys.path.insert(0, os.getcwd())
+    registry = _registry(args.config)
+    section = _server_section(args.config)
+    keys = [*args.api_key, *section.get("api_keys", ())]
+    keys += [k.strip() for k in os.environ.get("MODELPORT_API_KEYS", "").split(",") if k.strip()]
+    limits = Limits(
+        max_concurrency=args.max_concurrency or int(section.get("max_concurrency", Limits().max_concurrency)),
+        max_queue=args.max_queue or int(section.get("max_queue", Limits().max_queue)),
+    )
+    preload = registry.names() if args.preload else ()
+    settings = ServerSettings(api_keys=keys, limits=limits, preload=preload)
+    app = create_app(registry, settings)
+    auth = f"{len(keys)} API key(s)" if keys else "no API key"
+    print(
+        f"modelport serving {len(registry.names())} models on http://{args.host}:{args.port}/v1 ({auth})",
+        file=sys.stderr,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+    registry.close()
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelport", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +173,19 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--temperature", type=float, default=None)
     chat.add_argument("--max-tokens", type=int, default=None)
     chat.set_defaults(run=_cmd_chat)
+
+    serve = sub.add_parser("serve", help="serve every model over an OpenAI-compatible HTTP API")
+    serve.add_argument("--config", help="YAML file with extra models, chains and a server section")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--api-key", action="append", default=[], help="accepted Bearer key (repeatable; also MODELPORT_API_KEYS)"
+    )
+    serve.add_argument("--max-concurrency", type=int, default=None, help="requests per model at once (default 4)")
+    serve.add_argument("--max-queue", type=int, default=None, help="requests waiting per model before 429 (default 64)")
+    serve.add_argument("--preload", action="store_true", help="load every model at startup")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(run=_cmd_serve)
     return parser
 
 

@@ -73,11 +73,12 @@ class FakeChatWorker(ChatWorker):
             tools=True, tool_call_streaming=True, tool_choice=True, structured_output=True, max_context=8192
         )
 
-    def _play(self, request: ChatRequest) -> list[StreamEvent]:
+    def _play(self, request: ChatRequest) -> Iterable[StreamEvent]:
         self.check_request(request)
         self.requests.append(request)
         if self._script is not None:
-            return list(self._script(request))
+            # Lazily, so that a script can fail part-way through, as a real stream can.
+            return self._script(request)
         if not self._responses:
             return _echo(request)
         answer = self._responses[self._turn % len(self._responses)]

@@ -1,0 +1,62 @@
+"""``create_app``: the FastAPI application factory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+from fastapi import FastAPI
+
+import modelport
+from modelport.server.docs import install_docs
+from modelport.server.errors import install_error_handlers
+from modelport.server.routes import router
+from modelport.server.state import ServerSettings, ServerState
+from modelport.workers.models import ModelRegistry
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("modelport.server")
+
+
+def create_app(
+    registry: ModelRegistry | None = None, settings: ServerSettings | None = None, **overrides: Any
+) -> FastAPI:
+    """Builds an OpenAI-compatible app that serves every model (and chain) in ``registry``.
+
+    Args:
+        registry: The models to serve; the built-in ones when omitted. A registry
+            passed in stays the caller's to close.
+        settings: Keys, limits and preloading.
+        **overrides: Fields of ``ServerSettings`` to change, e.g. ``api_keys=["k"]``.
+    """
+    settings = replace(settings or ServerSettings(), **overrides)
+    owned = registry is None
+    state = ServerState(registry or ModelRegistry.builtin(), settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for name in settings.preload:
+            logger.info("loading %s", name)
+            await asyncio.to_thread(state.registry.load, name)
+        yield
+        if owned:
+            state.registry.close()
+
+    app = FastAPI(
+        title=settings.title,
+        version=modelport.__version__,
+        description="OpenAI-compatible API for every model and chain registered with modelport.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.modelport = state
+    install_error_handlers(app)
+    install_docs(app)
+    app.include_router(router)
+    return app

@@ -1,0 +1,244 @@
+"""``/v1/chat/completions`` and the legacy ``/v1/completions``: wire request in, worker events out."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi.responses import Response, StreamingResponse
+
+from modelport.core.accumulator import Accumulator
+from modelport.core.errors import BadRequestError, ModelPortError
+from modelport.core.events import Finish, StreamEvent, TextDelta
+from modelport.core.messages import UserMessage, message_from_dict
+from modelport.core.request import ChatRequest, ResponseFormat
+from modelport.core.tools import ToolSpec
+from modelport.server import protocol as wire
+from modelport.server.encoding import DONE, ChatChunkEncoder, chat_completion, usage, wire_finish_reason
+from modelport.server.errors import sse_error
+from modelport.server.limits import Slot
+from modelport.server.state import ServerState
+from modelport.workers.base import ChatWorker
+
+__all__ = ["create_chat_completion", "create_completion"]
+
+logger = logging.getLogger("modelport.server")
+
+_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+def _reject_unsupported(body: wire.ChatCompletionRequest | wire.CompletionRequest) -> None:
+    # Sampling knobs the workers do not implement are refused by name, never silently dropped.
+    for name in ("frequency_penalty", "presence_penalty"):
+        if getattr(body, name):
+            raise BadRequestError("is not supported by modelport's workers; leave it unset or 0", param=name)
+    if body.logit_bias:
+        raise BadRequestError("is not supported by modelport's workers", param="logit_bias")
+
+
+def chat_request(body: wire.ChatCompletionRequest) -> ChatRequest:
+    """Validates the wire request into a core request, naming the offending field on failure."""
+    _reject_unsupported(body)
+    messages = [message_from_dict(m, where=f"messages[{i}]") for i, m in enumerate(body.messages)]
+    tools = [ToolSpec.from_dict(t, where=f"tools[{i}]") for i, t in enumerate(body.tools or ())]
+    if body.tool_choice is not None and not tools and body.tool_choice != "none":
+        raise BadRequestError("tool_choice is set but no tools were given", param="tool_choice")
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or ())
+    return ChatRequest(
+        messages,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        max_tokens=body.max_completion_tokens if body.max_completion_tokens is not None else body.max_tokens,
+        stop=stop,
+        seed=body.seed,
+        tools=tools,
+        tool_choice=body.tool_choice,
+        response_format=ResponseFormat.from_dict(body.response_format) if body.response_format else None,
+        n=body.n,
+        logprobs=bool(body.logprobs),
+        top_logprobs=body.top_logprobs,
+        parallel_tool_calls=body.parallel_tool_calls,
+    )
+
+
+async def _start(
+    state: ServerState, model: str, worker: ChatWorker, request: ChatRequest
+) -> tuple[Slot, AsyncIterator[StreamEvent], StreamEvent | None]:
+    """Takes a slot and pulls the first event, so that errors before any output get a real status."""
+    slot = await state.limiter.acquire(model)
+    events = worker.astream(request)
+    try:
+        first = await anext(aiter(events), None)
+    except BaseException:
+        slot.release()
+        await _close(events)
+        raise
+    return slot, events, first
+
+
+async def _rest(first: StreamEvent | None, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    if first is not None:
+        yield first
+    async for event in events:
+        yield event
+
+
+async def _close(events: AsyncIterator[StreamEvent]) -> None:
+    # Closing the worker's async generator sets its cancel flag, which stops local generation.
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+async def create_chat_completion(state: ServerState, body: wire.ChatCompletionRequest) -> Response:
+    """Serves one chat completion, whole or as an SSE stream."""
+    request = chat_request(body)
+    worker = await state.chat_worker(body.model)
+    slot, events, first = await _start(state, body.model, worker, request)
+    completion_id, created = _new_id("chatcmpl"), int(time.time())
+    if not body.stream:
+        try:
+            result = await Accumulator.acollect(_rest(first, events))
+        finally:
+            slot.release()
+            await _close(events)
+        out = chat_completion(
+            result, id=completion_id, model=body.model, created=created, with_logprobs=request.logprobs
+        )
+        return Response(out.json_bytes(), media_type="application/json")
+
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+    encoder = ChatChunkEncoder(
+        id=completion_id, model=body.model, created=created, n=request.n, include_usage=include_usage
+    )
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            yield encoder.start()
+            async for event in _rest(first, events):
+                yield encoder.encode(event)
+            yield encoder.end()
+        except ModelPortError as error:
+            yield sse_error(error) + DONE
+        except Exception as error:
+            logger.exception("chat stream for %s failed", body.model)
+            yield sse_error(ModelPortError(f"internal error: {type(error).__name__}")) + DONE
+        finally:
+            # Runs on normal end, on error and when the client disconnects (the task is cancelled):
+            # closing the worker's stream stops its generation and frees the slot.
+            await _close(events)
+            slot.release()
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
+
+
+# -- legacy completions --------------------------------------------------------------------------
+
+
+def _prompts(body: wire.CompletionRequest) -> list[str]:
+    prompt = body.prompt
+    if isinstance(prompt, str):
+        return [prompt]
+    if prompt and all(isinstance(p, str) for p in prompt):
+        return [str(p) for p in prompt]
+    if not prompt:
+        raise BadRequestError("must not be empty", param="prompt")
+    raise BadRequestError("token-id prompts are not supported; send text", param="prompt")
+
+
+def completion_request(body: wire.CompletionRequest, prompt: str) -> ChatRequest:
+    """The chat request that answers one legacy prompt (sent as one user message)."""
+    _reject_unsupported(body)
+    for name in ("echo", "suffix"):
+        if getattr(body, name):
+            raise BadRequestError("is not supported", param=name)
+    if body.logprobs is not None:
+        raise BadRequestError("is not supported on /v1/completions; use chat logprobs", param="logprobs")
+    if body.best_of is not None and body.best_of > 1:
+        raise BadRequestError("is not supported", param="best_of")
+    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or ())
+    return ChatRequest(
+        [UserMessage(prompt)],
+        temperature=body.temperature,
+        top_p=body.top_p,
+        max_tokens=body.max_tokens,
+        stop=stop,
+        seed=body.seed,
+        n=body.n,
+    )
+
+
+async def create_completion(state: ServerState, body: wire.CompletionRequest) -> Response:
+    """Serves the legacy completions endpoint through the model's chat template."""
+    prompts = _prompts(body)
+    requests = [completion_request(body, p) for p in prompts]
+    if body.stream and len(prompts) > 1:
+        raise BadRequestError("streaming supports one prompt per request", param="prompt")
+    worker = await state.chat_worker(body.model)
+    completion_id, created = _new_id("cmpl"), int(time.time())
+    if not body.stream:
+        choices: list[wire.CompletionChoice] = []
+        total = None
+        for p, request in enumerate(requests):
+            slot, events, first = await _start(state, body.model, worker, request)
+            try:
+                result = await Accumulator.acollect(_rest(first, events))
+            finally:
+                slot.release()
+                await _close(events)
+            total = result.usage if total is None else total + result.usage
+            for choice in result.choices:
+                text = choice.message.content if isinstance(choice.message.content, str) else ""
+                choices.append(
+                    wire.CompletionChoice(
+                        text=text,
+                        index=p * body.n + choice.index,
+                        logprobs=None,
+                        finish_reason=wire_finish_reason(choice.finish_reason),
+                    )
+                )
+        out = wire.CompletionResponse(
+            id=completion_id, created=created, model=body.model, choices=choices, usage=usage(total)
+        )
+        return Response(out.json_bytes(), media_type="application/json")
+
+    slot, events, first = await _start(state, body.model, worker, requests[0])
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    def chunk(choices: list[wire.CompletionChoice], with_usage: wire.Usage | None = None) -> bytes:
+        out = wire.CompletionResponse(id=completion_id, created=created, model=body.model, choices=choices)
+        if with_usage is not None:
+            out.usage = with_usage
+        return b"data: " + out.json_bytes() + b"\n\n"
+
+    async def stream() -> AsyncIterator[bytes]:
+        total = None
+        try:
+            async for event in _rest(first, events):
+                if isinstance(event, TextDelta):
+                    yield chunk(
+                        [wire.CompletionChoice(text=event.text, index=event.choice, logprobs=None, finish_reason=None)]
+                    )
+                elif isinstance(event, Finish):
+                    if event.usage is not None:
+                        total = event.usage
+                    reason = wire_finish_reason(event.reason)
+                    yield chunk(
+                        [wire.CompletionChoice(text="", index=event.choice, logprobs=None, finish_reason=reason)]
+                    )
+            if include_usage:
+                yield chunk([], usage(total))
+            yield DONE
+        except ModelPortError as error:
+            yield sse_error(error) + DONE
+        finally:
+            await _close(events)
+            slot.release()
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
