@@ -1,0 +1,113 @@
+"""langchain-tests over the network: the same model, reached through modelport's server.
+
+- ``ChatOpenAI(base_url=<modelport serve>, stream_usage=True)``: langchain-openai as a real client.
+- ``ChatModelPort`` over the ``openai`` worker: our own client path, against the same server.
+
+Both must pass and fail exactly where ChatModelPort in process does (``SmolLM2Limits``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from langchain_tests.integration_tests import ChatModelIntegrationTests, EmbeddingsIntegrationTests
+
+from modelport.integrations.langchain import ChatModelPort, ModelPortEmbeddings
+from modelport.server import create_app
+from modelport.workers import ModelRegistry
+from tests.integrations.smollm2 import SmolLM2Limits
+from tests.loopback import serve
+
+
+@pytest.fixture(scope="module")
+def served(registry: ModelRegistry) -> Iterator[str]:
+    models = ModelRegistry()
+    models.add_worker("smollm2-135m", registry.chat("smollm2-135m"), kind="llama-cpp")
+    models.add_worker("minilm-l6", registry.embedder("minilm-l6"), kind="sentence-transformers")
+    with serve(create_app(models)) as url:
+        yield f"{url}/v1"
+
+
+@pytest.fixture(autouse=True)
+def _url(request: pytest.FixtureRequest, served: str) -> None:
+    if request.cls is not None:
+        request.cls.url = served
+
+
+class _Served(SmolLM2Limits, ChatModelIntegrationTests):
+    url = ""
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    @property
+    def supports_model_override(self) -> bool:
+        return False
+
+
+class TestChatOpenAIAgainstModelportServe(_Served):
+    @property
+    def chat_model_class(self) -> Any:
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {
+            "model": "smollm2-135m",
+            "base_url": self.url,
+            "api_key": "unused",
+            "stream_usage": True,
+            "max_tokens": 256,
+            "max_retries": 0,
+        }
+
+    @property
+    def structured_output_kwargs(self) -> dict[str, Any]:
+        return {"method": "json_schema"}
+
+
+class TestChatModelPortOverTheOpenAIWorker(_Served):
+    @property
+    def chat_model_class(self) -> type[ChatModelPort]:
+        return ChatModelPort
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        remote = ModelRegistry()
+        remote.register("served", "openai", model="smollm2-135m", base_url=self.url, timeout=120)
+        return {"model": "served", "registry": remote, "max_tokens": 256}
+
+    @property
+    def structured_output_kwargs(self) -> dict[str, Any]:
+        return {"method": "json_schema"}
+
+
+class TestModelPortEmbeddingsOverTheOpenAIWorker(EmbeddingsIntegrationTests):
+    url = ""
+
+    @property
+    def embeddings_class(self) -> type[ModelPortEmbeddings]:
+        return ModelPortEmbeddings
+
+    @property
+    def embedding_model_params(self) -> dict[str, Any]:
+        remote = ModelRegistry()
+        remote.register("served-embeddings", "openai", model="minilm-l6", base_url=self.url)
+        return {"model": "served-embeddings", "registry": remote}
