@@ -50,6 +50,7 @@ test-full: lint typecheck
 bench: install
 	$(BIN)/python benchmarks/bench_workers.py
 	$(BIN)/python benchmarks/bench_tools.py
+	$(BIN)/python benchmarks/bench_server.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

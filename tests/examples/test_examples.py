@@ -37,3 +37,20 @@ def test_swapping_the_model_is_a_change_of_name() -> None:
     answers = run("swap_model.py")["main"]("smollm2-135m", "smollm2-135m-hf")
     assert set(answers) == {"smollm2-135m", "smollm2-135m-hf"}
     assert all("Paris" in a for a in answers.values())
+
+
+def test_llama_index_function_agent_runs_its_tool() -> None:
+    module = run("llama_index_agent.py")
+    answer = module["main"]("What is the weather in Paris?")
+    assert module["CALLS"] == ["get_weather(Paris)"]
+    assert "22 degrees" in answer
+
+
+def test_llama_index_react_agent_answers() -> None:
+    assert "5" in run("llama_index_react.py")["main"]("What is 2 plus 3?")
+
+
+def test_llama_index_query_engine_cites_the_right_document() -> None:
+    response = run("llama_index_rag.py")["main"]("How tall is the Harbour Lighthouse?")
+    assert response.source_nodes[0].node.metadata["file_name"] == "lighthouse.md"
+    assert "31" in str(response)

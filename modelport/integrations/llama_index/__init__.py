@@ -1,0 +1,6 @@
+"""LlamaIndex adapters: ``ModelPortLLM`` (a FunctionCallingLLM) and ``ModelPortEmbedding``."""
+
+from modelport.integrations.llama_index.embeddings import ModelPortEmbedding
+from modelport.integrations.llama_index.llm import ModelPortLLM
+
+__all__ = ["ModelPortEmbedding", "ModelPortLLM"]

@@ -1,0 +1,66 @@
+"""``ModelPortEmbedding``: any modelport embedding worker as a LlamaIndex embedding model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from llama_index.core.base.embeddings.base import BaseEmbedding
+from llama_index.core.bridge.pydantic import Field, PrivateAttr
+
+from modelport.core import EmbeddingRequest
+from modelport.workers import EmbeddingWorker, ModelRegistry, default_registry
+
+__all__ = ["ModelPortEmbedding"]
+
+
+class ModelPortEmbedding(BaseEmbedding):
+    """Embeds queries and documents with a modelport worker, in batches, sync or async.
+
+    Queries and documents are sent with their input type, for models that tell them apart.
+    """
+
+    dimensions: int | None = Field(default=None, description="Truncate vectors to this size.")
+    normalize: bool = Field(default=True, description="Scale vectors to unit length.")
+
+    _worker: EmbeddingWorker = PrivateAttr()
+
+    def __init__(
+        self,
+        model_name: str = "",
+        *,
+        worker: EmbeddingWorker | None = None,
+        registry: ModelRegistry | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if worker is None:
+            if not model_name:
+                raise ValueError("ModelPortEmbedding needs a model name or a worker")
+            worker = (registry or default_registry()).embedder(model_name)
+        super().__init__(model_name=model_name or type(worker).__name__, **kwargs)
+        self._worker = worker
+
+    @classmethod
+    def class_name(cls) -> str:
+        """The name LlamaIndex serialises this class under."""
+        return "ModelPortEmbedding"
+
+    def _request(self, texts: list[str], input_type: str) -> EmbeddingRequest:
+        return EmbeddingRequest(texts, input_type=input_type, dimensions=self.dimensions, normalize=self.normalize)  # type: ignore[arg-type]
+
+    def _get_query_embedding(self, query: str) -> list[float]:
+        return self._worker.embed(self._request([query], "query")).vectors[0]
+
+    async def _aget_query_embedding(self, query: str) -> list[float]:
+        return (await self._worker.aembed(self._request([query], "query"))).vectors[0]
+
+    def _get_text_embedding(self, text: str) -> list[float]:
+        return self._worker.embed(self._request([text], "document")).vectors[0]
+
+    async def _aget_text_embedding(self, text: str) -> list[float]:
+        return (await self._worker.aembed(self._request([text], "document"))).vectors[0]
+
+    def _get_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return self._worker.embed(self._request(texts, "document")).vectors
+
+    async def _aget_text_embeddings(self, texts: list[str]) -> list[list[float]]:
+        return (await self._worker.aembed(self._request(texts, "document"))).vectors
