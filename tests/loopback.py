@@ -8,7 +8,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -121,3 +121,14 @@ def sse(*payloads: Any, done: bool = True) -> list[str]:
     if done:
         events.append("data: [DONE]\n\n")
     return events
+
+
+def drain(events: Iterable[Any]) -> tuple[list[Any], BaseException | None]:
+    """Everything a stream delivered, and the error it ended with (if any)."""
+    seen: list[Any] = []
+    try:
+        for event in events:
+            seen.append(event)
+    except Exception as error:  # noqa: BLE001 - the tests inspect it
+        return seen, error
+    return seen, None

@@ -7,8 +7,38 @@ expected to fail in each, for the same reasons, and the pass/xfail sets match.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from langchain_core.language_models import BaseChatModel
+
+
+class SmolLM2Features:
+    """What every ChatModelIntegrationTests run on SmolLM2-135M switches on."""
+
+    @property
+    def has_tool_choice(self) -> bool:
+        return True
+
+    @property
+    def has_structured_output(self) -> bool:
+        return True
+
+    @property
+    def structured_output_kwargs(self) -> dict[str, Any]:
+        return {"method": "json_schema"}
+
+    @property
+    def supports_json_mode(self) -> bool:
+        return True
+
+    @property
+    def returns_usage_metadata(self) -> bool:
+        return True
+
+    @property
+    def supports_model_override(self) -> bool:
+        return False
 
 
 class SmolLM2Limits:

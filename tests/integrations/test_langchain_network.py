@@ -17,7 +17,7 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests, Embeddi
 from modelport.integrations.langchain import ChatModelPort, ModelPortEmbeddings
 from modelport.server import create_app
 from modelport.workers import ModelRegistry
-from tests.integrations.smollm2 import SmolLM2Limits
+from tests.integrations.smollm2 import SmolLM2Features, SmolLM2Limits
 from tests.loopback import serve
 
 
@@ -36,28 +36,8 @@ def _url(request: pytest.FixtureRequest, served: str) -> None:
         request.cls.url = served
 
 
-class _Served(SmolLM2Limits, ChatModelIntegrationTests):
+class _Served(SmolLM2Features, SmolLM2Limits, ChatModelIntegrationTests):
     url = ""
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return True
-
-    @property
-    def supports_model_override(self) -> bool:
-        return False
 
 
 class TestChatOpenAIAgainstModelportServe(_Served):
@@ -78,10 +58,6 @@ class TestChatOpenAIAgainstModelportServe(_Served):
             "max_retries": 0,
         }
 
-    @property
-    def structured_output_kwargs(self) -> dict[str, Any]:
-        return {"method": "json_schema"}
-
 
 class TestChatModelPortOverTheOpenAIWorker(_Served):
     @property
@@ -93,10 +69,6 @@ class TestChatModelPortOverTheOpenAIWorker(_Served):
         remote = ModelRegistry()
         remote.register("served", "openai", model="smollm2-135m", base_url=self.url, timeout=120)
         return {"model": "served", "registry": remote, "max_tokens": 256}
-
-    @property
-    def structured_output_kwargs(self) -> dict[str, Any]:
-        return {"method": "json_schema"}
 
 
 class TestModelPortEmbeddingsOverTheOpenAIWorker(EmbeddingsIntegrationTests):

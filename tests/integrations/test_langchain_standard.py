@@ -9,10 +9,10 @@ from langchain_tests.integration_tests import ChatModelIntegrationTests, Embeddi
 from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 
 from modelport.integrations.langchain import ChatModelPort, ModelPortEmbeddings
-from tests.integrations.smollm2 import SmolLM2Limits
+from tests.integrations.smollm2 import SmolLM2Features, SmolLM2Limits
 
 
-class _Local:
+class _Local(SmolLM2Features):
     model_name = ""
 
     @property
@@ -22,30 +22,6 @@ class _Local:
     @property
     def chat_model_params(self) -> dict[str, Any]:
         return {"model": self.model_name}
-
-    @property
-    def has_tool_choice(self) -> bool:
-        return True
-
-    @property
-    def has_structured_output(self) -> bool:
-        return True
-
-    @property
-    def structured_output_kwargs(self) -> dict[str, Any]:
-        return {"method": "json_schema"}
-
-    @property
-    def supports_json_mode(self) -> bool:
-        return True
-
-    @property
-    def returns_usage_metadata(self) -> bool:
-        return True
-
-    @property
-    def supports_model_override(self) -> bool:
-        return False
 
 
 class TestLlamaCppUnit(_Local, ChatModelUnitTests):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
@@ -12,10 +11,10 @@ import httpx
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError, UpstreamUnavailableError
 from modelport.core.events import Finish, StreamEvent
-from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
-from modelport.workers.base import ChatWorker, EmbeddingWorker
+from modelport.core.request import ChatRequest, EmbeddingRequest
 from modelport.workers.kinds.openai import capabilities_from
 from modelport.workers.registry import register_worker
+from modelport.workers.remote.base import RemoteWorker
 from modelport.workers.remote.dashscope_format import (
     EMBEDDING_PATH,
     GENERATION_PATH,
@@ -29,7 +28,7 @@ from modelport.workers.remote.dashscope_format import (
     to_openai_chunk,
 )
 from modelport.workers.remote.http import HttpClient
-from modelport.workers.remote.openai_format import ChunkDecoder, batches
+from modelport.workers.remote.openai_format import ChunkDecoder
 from modelport.workers.remote.retry import RetryPolicy
 from modelport.workers.remote.secret import Secret
 
@@ -52,13 +51,8 @@ _CAPABILITIES = Capabilities(
 _EMBEDDING_BATCH = {"text-embedding-v1": 25, "text-embedding-v2": 25}
 
 
-def _normalized(vector: list[float]) -> list[float]:
-    norm = math.sqrt(sum(x * x for x in vector))
-    return [x / norm for x in vector] if norm > 0 else vector
-
-
 @register_worker("dashscope")
-class DashScopeWorker(ChatWorker, EmbeddingWorker):
+class DashScopeWorker(RemoteWorker):
     """Qwen chat and text embeddings over DashScope's native API.
 
     Args:
@@ -123,9 +117,6 @@ class DashScopeWorker(ChatWorker, EmbeddingWorker):
             async_transport=async_transport,
         )
 
-    def __repr__(self) -> str:
-        return f"DashScopeWorker(model={self.model!r}, base_url={self.client.base_url!r})"
-
     def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         self.check_request(request)
         body = chat_body(request, model=self.model, stream=stream)
@@ -188,33 +179,10 @@ class DashScopeWorker(ChatWorker, EmbeddingWorker):
 
     # -- embeddings ---------------------------------------------------------------------------
 
-    def _embedding(self, texts: Any, request: EmbeddingRequest) -> dict[str, Any]:
-        return embedding_body(
-            list(texts), model=self.model, dimensions=request.dimensions, input_type=request.input_type
-        )
+    embeddings_path = EMBEDDING_PATH
 
-    def _result(self, parts: list[tuple[list[list[float]], int]], request: EmbeddingRequest) -> EmbeddingResult:
-        vectors = [v for batch, _ in parts for v in batch]
-        if request.normalize:
-            vectors = [_normalized(v) for v in vectors]
-        return EmbeddingResult(vectors, sum(t for _, t in parts), self.model)
+    def _embedding_body(self, texts: list[str], request: EmbeddingRequest) -> dict[str, Any]:
+        return embedding_body(texts, model=self.model, dimensions=request.dimensions, input_type=request.input_type)
 
-    def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
-        """Embeds the texts, split into batches DashScope accepts."""
-        parts = [
-            decode_embeddings(self.client.post_json(EMBEDDING_PATH, self._embedding(batch, request)), len(batch))
-            for batch in batches(request.texts, self.embedding_batch_size)
-        ]
-        return self._result(parts, request)
-
-    async def aembed(self, request: EmbeddingRequest) -> EmbeddingResult:
-        """Embeds natively async."""
-        parts = []
-        for batch in batches(request.texts, self.embedding_batch_size):
-            data = await self.client.apost_json(EMBEDDING_PATH, self._embedding(batch, request))
-            parts.append(decode_embeddings(data, len(batch)))
-        return self._result(parts, request)
-
-    def close(self) -> None:
-        """Closes the HTTP connections."""
-        self.client.close()
+    def _embedding_answer(self, data: Any, expected: int) -> tuple[list[list[float]], int]:
+        return decode_embeddings(data, expected)

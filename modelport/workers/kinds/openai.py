@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import fields
@@ -13,13 +12,12 @@ import httpx
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError
 from modelport.core.events import StreamEvent
-from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
-from modelport.workers.base import ChatWorker, EmbeddingWorker
+from modelport.core.request import ChatRequest, EmbeddingRequest
 from modelport.workers.registry import register_worker
+from modelport.workers.remote.base import RemoteWorker
 from modelport.workers.remote.http import HttpClient
 from modelport.workers.remote.openai_format import (
     ChunkDecoder,
-    batches,
     chat_body,
     decode_embeddings,
     map_openai_error,
@@ -62,13 +60,8 @@ def capabilities_from(base: Capabilities, overrides: Mapping[str, Any] | None) -
     return Capabilities(**values)
 
 
-def _normalized(vector: list[float]) -> list[float]:
-    norm = math.sqrt(sum(x * x for x in vector))
-    return [x / norm for x in vector] if norm > 0 else vector
-
-
 @register_worker("openai")
-class OpenAIWorker(ChatWorker, EmbeddingWorker):
+class OpenAIWorker(RemoteWorker):
     """Chat and embeddings through an OpenAI-compatible HTTP API, sync and natively async.
 
     Args:
@@ -141,9 +134,6 @@ class OpenAIWorker(ChatWorker, EmbeddingWorker):
             async_transport=async_transport,
         )
 
-    def __repr__(self) -> str:
-        return f"OpenAIWorker(model={self.model!r}, base_url={self.client.base_url!r})"
-
     # -- chat ---------------------------------------------------------------------------------
 
     def _body(self, request: ChatRequest) -> dict[str, Any]:
@@ -189,35 +179,14 @@ class OpenAIWorker(ChatWorker, EmbeddingWorker):
 
     # -- embeddings ---------------------------------------------------------------------------
 
-    def _embedding_body(self, texts: Any, request: EmbeddingRequest) -> dict[str, Any]:
+    embeddings_path = "embeddings"
+
+    def _embedding_body(self, texts: list[str], request: EmbeddingRequest) -> dict[str, Any]:
         # Always text, never token-id arrays: many compatible servers reject those.
-        body: dict[str, Any] = {"model": self.model, "input": list(texts), "encoding_format": self.embedding_encoding}
+        body: dict[str, Any] = {"model": self.model, "input": texts, "encoding_format": self.embedding_encoding}
         if request.dimensions is not None:
             body["dimensions"] = request.dimensions
         return body
 
-    def _result(self, parts: list[tuple[list[list[float]], int]], request: EmbeddingRequest) -> EmbeddingResult:
-        vectors = [v for batch, _ in parts for v in batch]
-        if request.normalize:
-            vectors = [_normalized(v) for v in vectors]
-        return EmbeddingResult(vectors, sum(t for _, t in parts), self.model)
-
-    def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
-        """Embeds the texts in batches of ``embedding_batch_size``."""
-        parts = [
-            decode_embeddings(self.client.post_json("embeddings", self._embedding_body(batch, request)), len(batch))
-            for batch in batches(request.texts, self.embedding_batch_size)
-        ]
-        return self._result(parts, request)
-
-    async def aembed(self, request: EmbeddingRequest) -> EmbeddingResult:
-        """Embeds natively async."""
-        parts = []
-        for batch in batches(request.texts, self.embedding_batch_size):
-            data = await self.client.apost_json("embeddings", self._embedding_body(batch, request))
-            parts.append(decode_embeddings(data, len(batch)))
-        return self._result(parts, request)
-
-    def close(self) -> None:
-        """Closes the HTTP connections."""
-        self.client.close()
+    def _embedding_answer(self, data: Any, expected: int) -> tuple[list[list[float]], int]:
+        return decode_embeddings(data, expected)

@@ -23,7 +23,7 @@ from modelport.core.events import StreamEvent
 from modelport.core.messages import content_text, message_to_dict
 from modelport.core.request import ChatRequest
 from modelport.workers.remote.http import HttpStatusError
-from modelport.workers.remote.openai_format import ChunkDecoder, tool_choice_to_wire
+from modelport.workers.remote.openai_format import ChunkDecoder, request_options
 from modelport.workers.remote.sse import SSEDecoder
 
 __all__ = [
@@ -67,25 +67,7 @@ def _message(message: Any) -> dict[str, Any]:
 
 def chat_body(request: ChatRequest, *, model: str, stream: bool) -> dict[str, Any]:
     """The native generation body; ``request.extra`` lands in ``parameters``."""
-    parameters: dict[str, Any] = {"result_format": "message"}
-    optional: dict[str, Any] = {
-        "temperature": request.temperature,
-        "top_p": request.top_p,
-        "max_tokens": request.max_tokens,
-        "seed": request.seed,
-        "stop": list(request.stop) or None,
-        "n": request.n if request.n != 1 else None,
-        "logprobs": True if request.logprobs else None,
-        "top_logprobs": request.top_logprobs if request.logprobs else None,
-        "response_format": request.response_format.to_dict() if request.response_format else None,
-    }
-    parameters.update({k: v for k, v in optional.items() if v is not None})
-    if request.tools:
-        parameters["tools"] = [t.to_dict() for t in request.tools]
-        if request.tool_choice is not None:
-            parameters["tool_choice"] = tool_choice_to_wire(request.tool_choice)
-        if request.parallel_tool_calls is not None:
-            parameters["parallel_tool_calls"] = request.parallel_tool_calls
+    parameters: dict[str, Any] = {"result_format": "message", **request_options(request)}
     if stream:
         # Each event then carries only the new text, not everything so far.
         parameters["incremental_output"] = True

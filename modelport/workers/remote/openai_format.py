@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import struct
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from modelport.core.errors import (
@@ -43,6 +43,7 @@ __all__ = [
     "decode_embeddings",
     "finish_reason",
     "map_openai_error",
+    "request_options",
     "response_events",
     "tool_choice_to_wire",
     "usage_from_wire",
@@ -70,11 +71,8 @@ def tool_choice_to_wire(choice: Any) -> Any:
     return choice
 
 
-def chat_body(
-    request: ChatRequest, *, model: str, stream: bool, stream_usage: bool, max_tokens_field: str = "max_tokens"
-) -> dict[str, Any]:
-    """The ``/chat/completions`` body for ``request``; ``request.extra`` is merged last."""
-    body: dict[str, Any] = {"model": model, "messages": [message_to_dict(m) for m in request.messages]}
+def request_options(request: ChatRequest, *, max_tokens_field: str = "max_tokens") -> dict[str, Any]:
+    """Sampling, format and tool fields, named as both OpenAI's body and DashScope's parameters name them."""
     optional: dict[str, Any] = {
         "temperature": request.temperature,
         "top_p": request.top_p,
@@ -86,13 +84,22 @@ def chat_body(
         "top_logprobs": request.top_logprobs if request.logprobs else None,
         "response_format": request.response_format.to_dict() if request.response_format else None,
     }
-    body.update({k: v for k, v in optional.items() if v is not None})
+    options = {k: v for k, v in optional.items() if v is not None}
     if request.tools:
-        body["tools"] = [t.to_dict() for t in request.tools]
+        options["tools"] = [t.to_dict() for t in request.tools]
         if request.tool_choice is not None:
-            body["tool_choice"] = tool_choice_to_wire(request.tool_choice)
+            options["tool_choice"] = tool_choice_to_wire(request.tool_choice)
         if request.parallel_tool_calls is not None:
-            body["parallel_tool_calls"] = request.parallel_tool_calls
+            options["parallel_tool_calls"] = request.parallel_tool_calls
+    return options
+
+
+def chat_body(
+    request: ChatRequest, *, model: str, stream: bool, stream_usage: bool, max_tokens_field: str = "max_tokens"
+) -> dict[str, Any]:
+    """The ``/chat/completions`` body for ``request``; ``request.extra`` is merged last."""
+    body: dict[str, Any] = {"model": model, "messages": [message_to_dict(m) for m in request.messages]}
+    body.update(request_options(request, max_tokens_field=max_tokens_field))
     if stream:
         body["stream"] = True
         if stream_usage:
@@ -294,9 +301,3 @@ def decode_embeddings(data: Any, expected: int) -> tuple[list[list[float]], int]
     usage = data.get("usage") or {}
     tokens = int(usage.get("prompt_tokens") or usage.get("total_tokens") or 0) if isinstance(usage, Mapping) else 0
     return [ordered[i] for i in range(expected)], tokens
-
-
-def batches(texts: Sequence[str], size: int) -> Iterator[Sequence[str]]:
-    """Splits ``texts`` into runs of at most ``size``."""
-    for start in range(0, len(texts), size):
-        yield texts[start : start + size]

@@ -19,10 +19,10 @@ from modelport.core import (
     UserMessage,
 )
 from modelport.core.accumulator import Accumulator
-from modelport.core.events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
+from modelport.core.events import Finish, ReasoningDelta, TextDelta, ToolCallDelta
 from modelport.workers.kinds.dashscope import DashScopeWorker
 from modelport.workers.remote.dashscope_format import REGIONS
-from tests.loopback import Reply, Upstream
+from tests.loopback import Reply, Upstream, drain
 
 KEY = "sk-dashscope-f00dfeedTopSecret"
 WEATHER = ToolSpec("get_weather", "Current weather", {"type": "object", "properties": {"city": {"type": "string"}}})
@@ -52,16 +52,6 @@ def events(*payloads: dict[str, Any], status: int = 200, kind: str = "result") -
 def worker(upstream_url: str, monkeypatch: pytest.MonkeyPatch) -> DashScopeWorker:
     monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
     return DashScopeWorker("qwen-plus", base_url=f"{upstream_url}/api/v1", timeout=5, max_retries=2)
-
-
-def collect(worker: DashScopeWorker, request: ChatRequest) -> tuple[list[StreamEvent], BaseException | None]:
-    seen: list[StreamEvent] = []
-    try:
-        for event in worker.stream(request):
-            seen.append(event)
-    except Exception as error:  # noqa: BLE001 - the tests inspect it
-        return seen, error
-    return seen, None
 
 
 def test_incremental_text_stream_and_the_native_request(worker: DashScopeWorker, upstream: Upstream) -> None:
@@ -199,7 +189,7 @@ def test_an_error_event_mid_stream_raises_after_the_deltas(worker: DashScopeWork
             ]
         )
     )
-    got, error = collect(worker, ask())
+    got, error = drain(worker.stream(ask()))
     assert got == [TextDelta("部分")]
     assert isinstance(error, UpstreamUnavailableError)
 
@@ -208,14 +198,14 @@ def test_connection_reset_mid_stream(worker: DashScopeWorker, upstream: Upstream
     upstream.add(
         Reply(events=events(result({"content": "a"}), result({"content": "b"}), result({}, "stop")), break_after=2)
     )
-    got, error = collect(worker, ask())
+    got, error = drain(worker.stream(ask()))
     assert [e.text for e in got if isinstance(e, TextDelta)] == ["a", "b"]
     assert isinstance(error, UpstreamUnavailableError) and len(upstream.seen) == 1
 
 
 def test_malformed_json_in_the_stream(worker: DashScopeWorker, upstream: Upstream) -> None:
     upstream.add(Reply(events=[*events(result({"content": "a"})), "id:2\nevent:result\ndata:{oops\n\n"]))
-    got, error = collect(worker, ask())
+    got, error = drain(worker.stream(ask()))
     assert got == [TextDelta("a")] and isinstance(error, UpstreamUnavailableError)
 
 

@@ -25,7 +25,7 @@ from modelport.core.accumulator import Accumulator
 from modelport.core.events import Finish, ReasoningDelta, StreamEvent, TextDelta, ToolCallDelta
 from modelport.core.request import ResponseFormat
 from modelport.workers.kinds.openai import OpenAIWorker
-from tests.loopback import Reply, Upstream, sse
+from tests.loopback import Reply, Upstream, drain, sse
 
 WEATHER = ToolSpec(
     "get_weather",
@@ -59,16 +59,6 @@ def worker(upstream_url: str) -> OpenAIWorker:
     w = OpenAIWorker("m", base_url=f"{upstream_url}/v1", api_key="sk-test-key", timeout=5, max_retries=2)
     yield w  # type: ignore[misc]
     w.close()
-
-
-def collect(worker: OpenAIWorker, request: ChatRequest) -> tuple[list[StreamEvent], BaseException | None]:
-    events: list[StreamEvent] = []
-    try:
-        for event in worker.stream(request):
-            events.append(event)
-    except Exception as error:  # noqa: BLE001 - the tests inspect it
-        return events, error
-    return events, None
 
 
 # -- streaming ---------------------------------------------------------------------------------
@@ -353,7 +343,7 @@ def test_4xx_is_not_retried_and_names_the_field(worker: OpenAIWorker, upstream: 
 
 def test_malformed_json_mid_stream_raises_after_the_delivered_deltas(worker: OpenAIWorker, upstream: Upstream) -> None:
     upstream.add(Reply(events=[*sse(chunk({"content": "kept"}), done=False), "data: {not json\n\n"]))
-    events, error = collect(worker, ask())
+    events, error = drain(worker.stream(ask()))
     assert [e.text for e in events if isinstance(e, TextDelta)] == ["kept"]
     assert isinstance(error, UpstreamUnavailableError) and "malformed JSON" in str(error)
 
@@ -371,7 +361,7 @@ def test_connection_reset_mid_stream_raises_after_the_delivered_deltas(
     upstream.add(
         Reply(events=sse(chunk({"content": "one "}), chunk({"content": "two"}), chunk(finish="stop")), break_after=2)
     )
-    events, error = collect(worker, ask())
+    events, error = drain(worker.stream(ask()))
     assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "one two"
     assert not any(isinstance(e, Finish) for e in events)
     assert isinstance(error, UpstreamUnavailableError)
@@ -380,7 +370,7 @@ def test_connection_reset_mid_stream_raises_after_the_delivered_deltas(
 
 def test_a_stream_that_ends_without_finishing_is_an_error(worker: OpenAIWorker, upstream: Upstream) -> None:
     upstream.add(Reply(events=sse(chunk({"content": "cut"}), done=False)))
-    events, error = collect(worker, ask())
+    events, error = drain(worker.stream(ask()))
     assert events == [TextDelta("cut")]
     assert isinstance(error, UpstreamUnavailableError) and "before the answer was complete" in str(error)
 

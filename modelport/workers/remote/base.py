@@ -1,0 +1,60 @@
+"""``RemoteWorker``: what the remote kinds share (the HTTP client, batched embeddings, a safe repr)."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+from modelport.core.request import EmbeddingRequest, EmbeddingResult
+from modelport.workers.base import ChatWorker, EmbeddingWorker
+from modelport.workers.remote.embedding import batches, combine
+from modelport.workers.remote.http import HttpClient
+
+__all__ = ["RemoteWorker"]
+
+
+class RemoteWorker(ChatWorker, EmbeddingWorker):
+    """A chat and embedding worker that talks to an HTTP API.
+
+    Subclasses set ``model``, ``client`` and ``embedding_batch_size`` in their
+    constructor, name ``embeddings_path``, and say how one batch is asked for and read.
+    """
+
+    embeddings_path: ClassVar[str]
+    model: str
+    client: HttpClient
+    embedding_batch_size: int
+
+    @abstractmethod
+    def _embedding_body(self, texts: list[str], request: EmbeddingRequest) -> dict[str, Any]:
+        """The request body for one batch."""
+
+    @abstractmethod
+    def _embedding_answer(self, data: Any, expected: int) -> tuple[list[list[float]], int]:
+        """The vectors (in input order) and the tokens used, from one answer."""
+
+    def __repr__(self) -> str:
+        # Never the key: the client keeps it, and its repr leaves it out.
+        return f"{type(self).__name__}(model={self.model!r}, base_url={self.client.base_url!r})"
+
+    def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embeds the texts in batches of ``embedding_batch_size``."""
+        parts = [
+            self._embedding_answer(
+                self.client.post_json(self.embeddings_path, self._embedding_body(batch, request)), len(batch)
+            )
+            for batch in batches(request.texts, self.embedding_batch_size)
+        ]
+        return combine(parts, request, self.model)
+
+    async def aembed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embeds natively async."""
+        parts = []
+        for batch in batches(request.texts, self.embedding_batch_size):
+            data = await self.client.apost_json(self.embeddings_path, self._embedding_body(batch, request))
+            parts.append(self._embedding_answer(data, len(batch)))
+        return combine(parts, request, self.model)
+
+    def close(self) -> None:
+        """Closes the HTTP connections."""
+        self.client.close()
