@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
 
-.PHONY: install chat serve test test-full lint typecheck unit bench clean
+.PHONY: install chat serve test lint typecheck unit bench clean
 
 install: $(VENV)/.installed
 
@@ -42,10 +42,6 @@ unit: install
 	$(BIN)/python -m pytest --durations=15
 
 test: lint typecheck unit
-
-# Everything, including the suites marked `full` (langchain-tests on the transformers worker).
-test-full: lint typecheck
-	$(BIN)/python -m pytest -m ""
 
 bench: install
 	$(BIN)/python benchmarks/bench_workers.py

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests, EmbeddingsIntegrationTests
 from langchain_tests.unit_tests import ChatModelUnitTests, EmbeddingsUnitTests
 
@@ -48,7 +47,6 @@ class TestTransformersUnit(TestLlamaCppUnit):
     model_name = "smollm2-135m-hf"
 
 
-@pytest.mark.full
 class TestTransformersIntegration(_LocalIntegration):
     model_name = "smollm2-135m-hf"
 
