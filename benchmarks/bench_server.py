@@ -49,7 +49,8 @@ PROMPTS = [
     "Write a short history of bread.",
 ]
 N_CTX = 4096
-N_THREADS = 2
+# Both servers keep llama.cpp's default thread count (half the cores): on two cores that leaves
+# one core for the HTTP layer and the load generator, as a real deployment would.
 
 
 def free_port() -> int:
@@ -89,7 +90,7 @@ def process(args: list[str], url: str) -> Iterator[None]:
 @contextmanager
 def llama_cpp_server() -> Iterator[tuple[str, str]]:
     port = free_port()
-    model = {"model": str(resolve_path(GGUF)), "model_alias": "smollm2", "n_ctx": N_CTX, "n_threads": N_THREADS}
+    model = {"model": str(resolve_path(GGUF)), "model_alias": "smollm2", "n_ctx": N_CTX}
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder, "config.json")
         config.write_text(json.dumps({"host": "127.0.0.1", "port": port, "models": [model]}))
@@ -104,7 +105,7 @@ def modelport_config(folder: str) -> Path:
         "models:\n"
         "  - name: smollm2\n"
         "    kind: llama-cpp\n"
-        f"    params: {{model_path: '{GGUF}', n_ctx: {N_CTX}, n_threads: {N_THREADS}}}\n"
+        f"    params: {{model_path: '{GGUF}', n_ctx: {N_CTX}}}\n"
         "  - name: fake\n"
         "    kind: fake\n"
         "    params: {responses: ['The answer is 42.']}\n"
@@ -293,7 +294,7 @@ def request_rate(seconds: float, clients: int = 16) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=128)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--levels", default="1,4,8")
     parser.add_argument("--only", choices=["streaming", "overhead", "rate"], default=None)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import Executor
 from typing import TypeVar
 
 __all__ = ["iterate_in_thread"]
@@ -28,11 +29,15 @@ class _Raised:
         self.error = error
 
 
-async def iterate_in_thread(produce: Callable[[threading.Event], Iterator[T]]) -> AsyncIterator[T]:
+async def iterate_in_thread(
+    produce: Callable[[threading.Event], Iterator[T]], executor: Executor | None = None
+) -> AsyncIterator[T]:
     """Yields the items of ``produce(cancel)``, which runs in a worker thread.
 
     Args:
         produce: Builds the blocking iterator; it should stop soon after ``cancel`` is set.
+        executor: Where to run it; a new thread when omitted. Engines that keep per-thread
+            state (llama.cpp's and torch's OpenMP thread teams) want long-lived threads.
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[object] = asyncio.Queue()
@@ -54,8 +59,10 @@ async def iterate_in_thread(produce: Callable[[threading.Event], Iterator[T]]) -
         finally:
             post(_DONE)
 
-    thread = threading.Thread(target=run, name="modelport-generate", daemon=True)
-    thread.start()
+    if executor is not None:
+        executor.submit(run)
+    else:
+        threading.Thread(target=run, name="modelport-generate", daemon=True).start()
     try:
         while True:
             item = await queue.get()

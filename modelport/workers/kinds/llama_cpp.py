@@ -212,6 +212,7 @@ class LlamaCppWorker(LocalChatWorker):
 
     def close(self) -> None:
         """Frees the llama.cpp context."""
+        super().close()
         finalizer = getattr(self, "_finalizer", None)
         if finalizer is not None:
             finalizer()

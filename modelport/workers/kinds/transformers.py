@@ -109,6 +109,7 @@ class TransformersWorker(LocalChatWorker):
 
     def close(self) -> None:
         """Stops the engine thread."""
+        super().close()
         self._engine.shutdown(wait=False, cancel_futures=True)
 
     def _logits_processor(self, constraint: JsonConstraint) -> Any:
