@@ -72,3 +72,43 @@ def test_an_unreachable_server_is_a_clear_error(tmp_path: Path) -> None:
     out = run("chat", "gone", "--config", str(config), "--prompt", "hi")
     assert out.returncode != 0
     assert "cannot reach" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_serve_starts_the_server_with_keys_from_flags_and_environment(tmp_path: Path) -> None:
+    import os
+    import socket
+    import time
+
+    import httpx
+
+    config = tmp_path / "models.yaml"
+    config.write_text(
+        "models:\n  - name: echo\n    kind: fake\nserver:\n  api_keys: [from-config]\n  max_concurrency: 2\n"
+    )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "MODELPORT_API_KEYS": "from-env"}
+    args = ["serve", "--config", str(config), "--port", str(port), "--api-key", "from-flag", "--log-level", "warning"]
+    proc = subprocess.Popen([sys.executable, "-m", "modelport.cli", *args], env=env, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                assert time.monotonic() < deadline and proc.poll() is None, "modelport serve did not start"
+                time.sleep(0.2)
+        body = {"model": "echo", "messages": [{"role": "user", "content": "ping"}]}
+        assert httpx.post(f"{base}/v1/chat/completions", json=body).status_code == 401
+        for key in ("from-flag", "from-config", "from-env"):
+            answer = httpx.post(f"{base}/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"})
+            assert answer.status_code == 200 and answer.json()["choices"][0]["message"]["content"] == "ping"
+        models = httpx.get(f"{base}/v1/models", headers={"Authorization": "Bearer from-env"}).json()
+        assert {"echo", "smollm2-135m", "minilm-l6"} <= {m["id"] for m in models["data"]}
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert "3 API key(s)" in err and "from-flag" not in err

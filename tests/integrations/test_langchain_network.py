@@ -19,15 +19,29 @@ from modelport.server import create_app
 from modelport.workers import ModelRegistry
 from tests.integrations.smollm2 import SmolLM2Features, SmolLM2Limits
 from tests.loopback import serve
+from tests.server.spec import SpecCheck
 
 
 @pytest.fixture(scope="module")
-def served(registry: ModelRegistry) -> Iterator[str]:
+def spec_check(registry: ModelRegistry) -> SpecCheck:
     models = ModelRegistry()
     models.add_worker("smollm2-135m", registry.chat("smollm2-135m"), kind="llama-cpp")
     models.add_worker("minilm-l6", registry.embedder("minilm-l6"), kind="sentence-transformers")
-    with serve(create_app(models)) as url:
+    return SpecCheck(create_app(models))
+
+
+@pytest.fixture(scope="module")
+def served(spec_check: SpecCheck) -> Iterator[str]:
+    with serve(spec_check) as url:
         yield f"{url}/v1"
+
+
+@pytest.fixture(autouse=True)
+def _answers_follow_the_spec(spec_check: SpecCheck) -> Iterator[None]:
+    # Every answer the suites received, JSON or SSE chunk, must validate against OpenAI's spec.
+    before = len(spec_check.failures)
+    yield
+    assert not spec_check.failures[before:], "\n".join(spec_check.failures[before:][:10])
 
 
 @pytest.fixture(autouse=True)
