@@ -16,13 +16,19 @@ from modelport.core.events import Finish, TextDelta, ToolCallDelta, Usage
 from modelport.core.messages import AssistantMessage, Message, UserMessage
 from modelport.core.request import ChatRequest
 from modelport.workers.base import ChatWorker, Worker
-from modelport.workers.models import ModelRegistry
+from modelport.workers.models import ModelRegistry, default_registry
 
 __all__ = ["main"]
 
 
 def _registry(config: str | None) -> ModelRegistry:
-    return ModelRegistry.from_yaml(config) if config else ModelRegistry.builtin()
+    # The process-wide registry, so that chains built by config factories (which look models
+    # up there) share the workers the command loads instead of loading a second copy.
+    registry = default_registry()
+    if config:
+        for entry in ModelRegistry.from_yaml(config, include_builtin=False).entries():
+            registry.add(entry, replace=True)
+    return registry
 
 
 def _load_with_progress(registry: ModelRegistry, name: str, out: TextIO) -> Worker:
