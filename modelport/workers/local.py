@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import threading
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import ContextLengthExceededError
-from modelport.core.events import Finish, FinishReason, StreamEvent, Usage
+from modelport.core.events import Finish, FinishReason, StreamEvent, TextDelta, TokenLogprob, Usage
 from modelport.core.request import ChatRequest
 from modelport.workers.base import ChatWorker
 from modelport.workers.bridge import iterate_in_thread
@@ -49,6 +49,8 @@ class GenerationParams:
         top_p: ``None`` for the model's default.
         seed: Seed for sampling, if any.
         constraint: A JSON constraint from the output parser, for the engine to enforce.
+        logprobs: ``None`` for none; else record each token's log probability and this many
+            most likely alternatives (engines that can, see ``Capabilities.logprobs``).
     """
 
     max_new_tokens: int
@@ -56,6 +58,7 @@ class GenerationParams:
     top_p: float | None = None
     seed: int | None = None
     constraint: JsonConstraint | None = None
+    logprobs: int | None = None
 
 
 @dataclass(slots=True)
@@ -64,7 +67,28 @@ class GenerationStats:
 
     tokens: int = 0
     eos: bool = False
+    logprobs: list[TokenLogprob] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _LogprobAttacher:
+    """Hangs the engine's per-token log probabilities on the text deltas that carry those tokens.
+
+    Tokens and text do not line up one to one (stop strings hold text back, bytes of one
+    character span tokens), so each delta takes every entry recorded since the last one.
+    """
+
+    def __init__(self, recorded: list[TokenLogprob]) -> None:
+        self._recorded = recorded
+        self._sent = 0
+
+    def __call__(self, events: Iterable[StreamEvent]) -> Iterator[StreamEvent]:
+        for event in events:
+            if isinstance(event, TextDelta) and len(self._recorded) > self._sent:
+                fresh = tuple(self._recorded[self._sent :])
+                self._sent = len(self._recorded)
+                event = replace(event, logprobs=event.logprobs + fresh)
+            yield event
 
 
 class LocalChatWorker(ChatWorker):
@@ -74,6 +98,8 @@ class LocalChatWorker(ChatWorker):
     """
 
     max_context: int = 2048
+    # Engines that fill ``GenerationStats.logprobs`` when asked set this.
+    records_logprobs: ClassVar[bool] = False
     capabilities = Capabilities(tools=True, tool_call_streaming=True, tool_choice=True, structured_output=True)
 
     def __init__(self, *, max_concurrency: int = 1, tool_parser: str | None = None) -> None:
@@ -93,7 +119,9 @@ class LocalChatWorker(ChatWorker):
         self.profile = profile_for(template, name)
         self.tool_parser = get_tool_parser(self._tool_parser_override or self.profile.tool_parser)
         self.native_tools = "tools" in template
-        self.capabilities = replace(LocalChatWorker.capabilities, max_context=max_context)
+        self.capabilities = replace(
+            LocalChatWorker.capabilities, max_context=max_context, logprobs=self.records_logprobs
+        )
 
     def _template_inputs(self, request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
         return template_inputs(request, self.tool_parser(), native_tools=self.native_tools)
@@ -158,6 +186,7 @@ class LocalChatWorker(ChatWorker):
                     top_p=request.top_p,
                     seed=None if request.seed is None else request.seed + choice,
                     constraint=output.constraint,
+                    logprobs=(request.top_logprobs or 0) if request.logprobs else None,
                 )
                 stats = GenerationStats()
                 reason = yield from self._one_choice(prompt, params, request, output, stats, cancel, choice)
@@ -181,13 +210,14 @@ class LocalChatWorker(ChatWorker):
         stops = StopMatcher(request.stop)
         halt = threading.Event()
         pieces = self._generate(prompt, params, halt, stats)
+        attach = _LogprobAttacher(stats.logprobs)
         try:
             for piece in pieces:
                 if cancel.is_set():
                     return None
                 text = stops.feed(piece)
                 if text:
-                    yield from output.feed(text, choice)
+                    yield from attach(output.feed(text, choice))
                 if stops.stopped:
                     break
         finally:
@@ -197,8 +227,8 @@ class LocalChatWorker(ChatWorker):
                 close()
         tail = stops.flush()
         if tail:
-            yield from output.feed(tail, choice)
-        yield from output.finish(choice)
+            yield from attach(output.feed(tail, choice))
+        yield from attach(output.finish(choice))
         reason: FinishReason = "stop"
         if output.tool_calls:
             reason = "tool_calls"

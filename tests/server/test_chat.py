@@ -153,12 +153,20 @@ def test_logprobs_where_the_worker_supports_them(client: Any) -> None:
     assert streamed == ["two ", "words "]
 
 
-@pytest.mark.parametrize("model", ["smollm2-135m", "fake-nologprobs"])
-def test_logprobs_elsewhere_are_a_clear_400(client: Any, model: str) -> None:
+def test_logprobs_on_the_real_model(client: Any) -> None:
+    out = client.chat.completions.create(
+        model="smollm2-135m", messages=ask("Hi"), logprobs=True, top_logprobs=2, max_tokens=6, temperature=0
+    )
+    content = out.choices[0].logprobs.content
+    assert "".join(t.token for t in content) == out.choices[0].message.content
+    assert all(len(t.top_logprobs) == 2 and t.logprob <= 0 for t in content)
+
+
+def test_logprobs_elsewhere_are_a_clear_400(client: Any) -> None:
     import openai
 
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model=model, messages=ask("Hi"), logprobs=True)
+        client.chat.completions.create(model="fake-nologprobs", messages=ask("Hi"), logprobs=True)
     assert caught.value.status_code == 400 and caught.value.body["param"] == "logprobs"
 
 

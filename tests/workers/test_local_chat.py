@@ -140,10 +140,31 @@ def test_n_choices_and_seed(chat_worker: ChatWorker) -> None:
     ]
 
 
-def test_unsupported_logprobs_is_a_named_error(chat_worker: ChatWorker) -> None:
+def test_unsupported_logprobs_is_a_named_error(hf_worker: ChatWorker) -> None:
+    assert not hf_worker.capabilities.logprobs
     with pytest.raises(BadRequestError) as info:
-        chat_worker.invoke(ChatRequest(CAPITAL, logprobs=True))
+        hf_worker.invoke(ChatRequest(CAPITAL, logprobs=True))
     assert info.value.param == "logprobs"
+
+
+def test_llama_cpp_logprobs_cover_every_token(llama_worker: ChatWorker) -> None:
+    assert llama_worker.capabilities.logprobs
+    result = llama_worker.invoke(greedy(CAPITAL, logprobs=True, top_logprobs=3, max_tokens=16))
+    entries = result.choices[0].logprobs
+    assert len(entries) == result.usage.completion_tokens
+    assert "".join(e.token for e in entries) == result.text
+    for entry in entries:
+        assert entry.logprob <= 0 and len(entry.top) == 3
+        assert [lp for _, lp in entry.top] == sorted((lp for _, lp in entry.top), reverse=True)
+        # Greedy: the chosen token is the most likely one.
+        assert entry.top[0] == (entry.token, pytest.approx(entry.logprob))
+    streamed = [
+        e
+        for ev in llama_worker.stream(greedy(CAPITAL, logprobs=True, max_tokens=16))
+        if isinstance(ev, TextDelta)
+        for e in ev.logprobs
+    ]
+    assert [e.token for e in streamed] == [e.token for e in entries] and all(not e.top for e in streamed)
 
 
 async def test_async_stream_keeps_the_event_loop_free(chat_worker: ChatWorker) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from modelport.core.errors import BadRequestError
+from modelport.core.events import TokenLogprob
 from modelport.core.request import ChatRequest
 from modelport.workers.chat_template import ChatTemplate
 from modelport.workers.constraints import JsonConstraint
@@ -41,6 +42,8 @@ class LlamaCppWorker(LocalChatWorker):
         verbose: Let llama.cpp log to stderr.
         **llama_kwargs: Passed to ``llama_cpp.Llama``.
     """
+
+    records_logprobs = True
 
     def __init__(
         self,
@@ -126,6 +129,8 @@ class LlamaCppWorker(LocalChatWorker):
                 if llama_cpp.llama_vocab_is_eog(vocab, token):
                     stats.eos = True
                     break
+                if params.logprobs is not None:
+                    stats.logprobs.append(self._logprob(token, params.logprobs))
                 stats.tokens += 1
                 piece = decoder.feed(llm.detokenize([token]))
                 if piece:
@@ -137,6 +142,29 @@ class LlamaCppWorker(LocalChatWorker):
                 yield tail
         finally:
             tokens.close()
+
+    def _logprob(self, token: int, top: int) -> TokenLogprob:
+        """The log probability of ``token`` under the logits that chose it, and the ``top`` best.
+
+        Read right after sampling, before the next evaluation overwrites the logits.
+        """
+        import llama_cpp
+        import numpy as np
+
+        llm = self.llm
+        n_vocab = llm.n_vocab()
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
+        peak = float(logits.max())
+        log_total = peak + float(np.log(np.exp(logits - peak).sum()))
+        best: list[tuple[str, float]] = []
+        if top:
+            ids = np.argpartition(-logits, top)[:top]
+            ids = ids[np.argsort(-logits[ids])]
+            best = [(self._piece_text(int(i)), float(logits[i]) - log_total) for i in ids]
+        return TokenLogprob(self._piece_text(token), float(logits[token]) - log_total, tuple(best))
+
+    def _piece_text(self, token: int) -> str:
+        return bytes(self.llm.detokenize([token])).decode("utf-8", errors="replace")
 
     def _constrained_tokens(
         self, prompt: Prompt, constraint: JsonConstraint, temperature: float, top_p: float
