@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import Response
 
 from modelport.core.errors import ModelNotFoundError
@@ -32,15 +32,15 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 @v1.post("/chat/completions", responses=_ERRORS, response_model=wire.ChatCompletion)
-async def chat_completions(body: wire.ChatCompletionRequest, state: State) -> Response:
+async def chat_completions(body: wire.ChatCompletionRequest, state: State, request: Request) -> Response:
     """Creates a chat completion; with ``stream`` it answers in server-sent events."""
-    return await create_chat_completion(state, body)
+    return await create_chat_completion(state, body, request.is_disconnected)
 
 
 @v1.post("/completions", responses=_ERRORS, response_model=wire.CompletionResponse)
-async def completions(body: wire.CompletionRequest, state: State) -> Response:
+async def completions(body: wire.CompletionRequest, state: State, request: Request) -> Response:
     """Legacy text completion; the prompt is sent as one user message through the chat template."""
-    return await create_completion(state, body)
+    return await create_completion(state, body, request.is_disconnected)
 
 
 @v1.post("/embeddings", responses=_ERRORS, response_model=wire.EmbeddingResponse)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from fastapi.responses import Response, StreamingResponse
 
-from modelport.core.accumulator import Accumulator
+from modelport.core.accumulator import Accumulator, ChatResult
 from modelport.core.errors import BadRequestError, ModelPortError
 from modelport.core.events import Finish, StreamEvent, TextDelta
 from modelport.core.messages import UserMessage, message_from_dict
@@ -27,6 +29,8 @@ __all__ = ["create_chat_completion", "create_completion"]
 logger = logging.getLogger("modelport.server")
 
 _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# How often a whole (non-streamed) answer checks that its client is still there.
+_POLL_SECONDS = 0.25
 
 
 def _reject_unsupported(body: wire.ChatCompletionRequest | wire.CompletionRequest) -> None:
@@ -85,6 +89,35 @@ async def _rest(first: StreamEvent | None, events: AsyncIterator[StreamEvent]) -
         yield event
 
 
+Disconnected = Callable[[], Awaitable[bool]]
+
+
+async def _collect(events: AsyncIterator[StreamEvent], disconnected: Disconnected | None) -> ChatResult:
+    """Folds the events into a result; gives up (and stops the worker) if the client leaves.
+
+    Streams notice a disconnect when their next write fails; a whole answer has nothing to
+    write until the end, so the connection is polled while the worker generates.
+    """
+    job = asyncio.ensure_future(Accumulator.acollect(events))
+    while True:
+        done, _ = await asyncio.wait({job}, timeout=_POLL_SECONDS)
+        if done:
+            return job.result()
+        if disconnected is not None and await disconnected():
+            job.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job
+            raise ClientGone("the client closed the connection; generation was stopped")
+
+
+class ClientGone(ModelPortError):
+    """The client closed the connection before its whole answer was ready (never read by anyone)."""
+
+    status_code = 499  # nginx's code for a request its client closed
+    code = "client_closed_request"
+    error_type = "invalid_request_error"
+
+
 async def _close(events: AsyncIterator[StreamEvent]) -> None:
     # Closing the worker's async generator sets its cancel flag, which stops local generation.
     aclose = getattr(events, "aclose", None)
@@ -96,7 +129,9 @@ def _new_id(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex}"
 
 
-async def create_chat_completion(state: ServerState, body: wire.ChatCompletionRequest) -> Response:
+async def create_chat_completion(
+    state: ServerState, body: wire.ChatCompletionRequest, disconnected: Disconnected | None = None
+) -> Response:
     """Serves one chat completion, whole or as an SSE stream."""
     request = chat_request(body)
     worker = await state.chat_worker(body.model)
@@ -104,7 +139,7 @@ async def create_chat_completion(state: ServerState, body: wire.ChatCompletionRe
     completion_id, created = _new_id("chatcmpl"), int(time.time())
     if not body.stream:
         try:
-            result = await Accumulator.acollect(_rest(first, events))
+            result = await _collect(_rest(first, events), disconnected)
         finally:
             slot.release()
             await _close(events)
@@ -174,7 +209,9 @@ def completion_request(body: wire.CompletionRequest, prompt: str) -> ChatRequest
     )
 
 
-async def create_completion(state: ServerState, body: wire.CompletionRequest) -> Response:
+async def create_completion(
+    state: ServerState, body: wire.CompletionRequest, disconnected: Disconnected | None = None
+) -> Response:
     """Serves the legacy completions endpoint through the model's chat template."""
     prompts = _prompts(body)
     requests = [completion_request(body, p) for p in prompts]
@@ -188,7 +225,7 @@ async def create_completion(state: ServerState, body: wire.CompletionRequest) ->
         for p, request in enumerate(requests):
             slot, events, first = await _start(state, body.model, worker, request)
             try:
-                result = await Accumulator.acollect(_rest(first, events))
+                result = await _collect(_rest(first, events), disconnected)
             finally:
                 slot.release()
                 await _close(events)

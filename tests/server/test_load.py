@@ -83,3 +83,14 @@ def test_twenty_cancelled_streams_free_every_slot(base_url: str, app: Any, serve
             assert first["choices"][0]["delta"]["role"] == "assistant"
         assert time.monotonic() - started < 2.0, "the next request waited"
     assert max(stop_times) < 1.0
+
+
+def test_a_whole_answer_stops_when_its_client_leaves(base_url: str, app: Any) -> None:
+    limiter = app.state.modelport.limiter
+    body = {"model": "fake-slow", "messages": STORY}  # about 20 s of scripted output
+    started = time.monotonic()
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(f"{base_url}/chat/completions", json=body, timeout=0.5)
+    while limiter.in_use("fake-slow"):
+        assert time.monotonic() - started < 2.5, "the slot was not freed after the client left"
+        time.sleep(0.02)
