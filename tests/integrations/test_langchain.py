@@ -119,3 +119,19 @@ def test_bad_factory_is_a_named_error() -> None:
     with pytest.raises(BadRequestError) as info:
         RunnableWorker(factory="no_such_module:thing")
     assert info.value.param == "factory"
+
+
+async def test_runnable_usage_adds_up_every_model_call_inside() -> None:
+    from langchain_core.messages import HumanMessage
+
+    from modelport.core import Accumulator
+    from modelport.workers.kinds.fake import FakeChatWorker
+
+    llm = ChatModelPort(worker=FakeChatWorker(["first answer", "second, longer answer"]))
+    chain = llm | RunnableLambda(lambda m: [HumanMessage(m.text)]) | llm
+    worker = RunnableWorker(chain)
+    result = worker.invoke(ChatRequest([UserMessage("go")]))
+    # FakeChatWorker reports 1 prompt token and one completion token per 4-character delta.
+    assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (2, 3 + 6)
+    again = await Accumulator.acollect(worker.astream(ChatRequest([UserMessage("go")])))
+    assert again.usage.prompt_tokens == 2 and again.usage.completion_tokens == 9

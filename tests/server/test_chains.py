@@ -11,6 +11,7 @@ def test_the_rag_chain_answers_like_a_model(client: Any) -> None:
     question = [{"role": "user", "content": "How tall is the Harbour Lighthouse?"}]
     whole = client.chat.completions.create(model="rag-bot", messages=question)
     assert whole.choices[0].message.content.strip()
+    assert whole.usage.prompt_tokens > 0 and whole.usage.completion_tokens > 0  # the chain's model calls
     chunks = list(client.chat.completions.create(model="rag-bot", messages=question, stream=True))
     texts = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
     assert len(texts) > 1, "a served chain streams token by token"

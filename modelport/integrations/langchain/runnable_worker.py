@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import LLMResult
 from langchain_core.runnables import Runnable
 
 from modelport.core import (
@@ -126,23 +129,47 @@ class RunnableWorker(ChatWorker):
     def _end(self, run: _Run) -> list[StreamEvent]:
         events = self._final_events(run.held[0]) if run.held else []
         called = run.called or any(isinstance(e, ToolCallDelta) for e in events)
-        return [*events, Finish("tool_calls" if called else "stop", Usage())]
+        return [*events, Finish("tool_calls" if called else "stop", run.usage.total())]
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
-        """Streams the runnable's output."""
+        """Streams the runnable's output; the usage is that of every model call inside it."""
         run = _Run()
-        for chunk in self.runnable.stream(self._input(request)):
+        for chunk in self.runnable.stream(self._input(request), config={"callbacks": [run.usage]}):
             yield from self._emit(run, chunk)
         yield from self._end(run)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Streams through the runnable's native ``astream``."""
         run = _Run()
-        async for chunk in self.runnable.astream(self._input(request)):
+        async for chunk in self.runnable.astream(self._input(request), config={"callbacks": [run.usage]}):
             for event in self._emit(run, chunk):
                 yield event
         for event in self._end(run):
             yield event
+
+
+class _UsageCounter(BaseCallbackHandler):
+    """Adds up the token usage that chat models inside the runnable report."""
+
+    run_inline = True  # count in the run's own thread or task, in order
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
+                if usage:
+                    with self._lock:
+                        self.prompt_tokens += int(usage.get("input_tokens", 0))
+                        self.completion_tokens += int(usage.get("output_tokens", 0))
+
+    def total(self) -> Usage:
+        with self._lock:
+            return Usage(self.prompt_tokens, self.completion_tokens)
 
 
 @dataclass(slots=True)
@@ -151,3 +178,4 @@ class _Run:
 
     called: bool = False
     held: list[Any] = field(default_factory=list)
+    usage: _UsageCounter = field(default_factory=_UsageCounter)
