@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
-from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError, UpstreamUnavailableError
 from modelport.core.events import Finish, StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest
-from modelport.workers.kinds.openai import capabilities_from
 from modelport.workers.registry import register_worker
-from modelport.workers.remote.base import RemoteWorker
+from modelport.workers.remote.base import REMOTE_CAPABILITIES, RemoteWorker, capabilities_from
 from modelport.workers.remote.dashscope_format import (
     EMBEDDING_PATH,
     GENERATION_PATH,
@@ -37,16 +36,8 @@ _SSE_HEADERS: Mapping[str, str] = {"X-DashScope-SSE": "enable", "Accept": "text/
 
 __all__ = ["DashScopeWorker"]
 
-_CAPABILITIES = Capabilities(
-    chat=True,
-    embeddings=True,
-    tools=True,
-    tool_call_streaming=True,
-    tool_choice=True,
-    structured_output=True,
-    logprobs=True,
-    reasoning=True,
-)
+# The native text-generation endpoint takes text only (images go to another endpoint).
+_CAPABILITIES = replace(REMOTE_CAPABILITIES, vision=False)
 # Texts per embeddings request that DashScope accepts: 25 for v1/v2, 10 from v3 on.
 _EMBEDDING_BATCH = {"text-embedding-v1": 25, "text-embedding-v2": 25}
 

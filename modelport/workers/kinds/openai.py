@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import fields
 from typing import Any
 
 import httpx
 
-from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest
 from modelport.workers.registry import register_worker
-from modelport.workers.remote.base import RemoteWorker
+from modelport.workers.remote.base import REMOTE_CAPABILITIES, RemoteWorker, capabilities_from
 from modelport.workers.remote.http import HttpClient
 from modelport.workers.remote.openai_format import (
     ChunkDecoder,
@@ -26,38 +24,9 @@ from modelport.workers.remote.openai_format import (
 from modelport.workers.remote.retry import RetryPolicy
 from modelport.workers.remote.secret import Secret
 
-__all__ = ["OPENAI_BASE_URL", "OpenAIWorker", "capabilities_from"]
+__all__ = ["OPENAI_BASE_URL", "OpenAIWorker"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
-
-_REMOTE_CAPABILITIES = Capabilities(
-    chat=True,
-    embeddings=True,
-    tools=True,
-    tool_call_streaming=True,
-    tool_choice=True,
-    structured_output=True,
-    vision=True,
-    logprobs=True,
-    reasoning=True,
-)
-
-
-def capabilities_from(base: Capabilities, overrides: Mapping[str, Any] | None) -> Capabilities:
-    """``base`` with a model entry's ``capabilities:`` overrides applied.
-
-    Raises:
-        BadRequestError: For a key that is not a capability.
-    """
-    if not overrides:
-        return base
-    known = {f.name for f in fields(Capabilities)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise BadRequestError(f"unknown capabilities {unknown}; known: {sorted(known)}", param="capabilities")
-    values = {f.name: getattr(base, f.name) for f in fields(Capabilities)}
-    values.update(overrides)
-    return Capabilities(**values)
 
 
 @register_worker("openai")
@@ -85,7 +54,7 @@ class OpenAIWorker(RemoteWorker):
         async_transport: The same for the async client.
     """
 
-    capabilities = _REMOTE_CAPABILITIES
+    capabilities = REMOTE_CAPABILITIES
 
     def __init__(
         self,
@@ -121,7 +90,7 @@ class OpenAIWorker(RemoteWorker):
         self.max_tokens_field = max_tokens_field
         self.embedding_encoding = embedding_encoding
         self.embedding_batch_size = embedding_batch_size
-        self.capabilities = capabilities_from(_REMOTE_CAPABILITIES, capabilities)
+        self.capabilities = capabilities_from(REMOTE_CAPABILITIES, capabilities)
         self.client = HttpClient(
             base_url=url,
             secret=secret,

@@ -3,14 +3,48 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Mapping
+from dataclasses import fields
 from typing import Any, ClassVar
 
+from modelport.core.capabilities import Capabilities
+from modelport.core.errors import BadRequestError
 from modelport.core.request import EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import ChatWorker, EmbeddingWorker
 from modelport.workers.remote.embedding import batches, combine
 from modelport.workers.remote.http import HttpClient
 
-__all__ = ["RemoteWorker"]
+__all__ = ["REMOTE_CAPABILITIES", "RemoteWorker", "capabilities_from"]
+
+# What a remote API can do unless a model entry says otherwise (``capabilities:`` in its params).
+REMOTE_CAPABILITIES = Capabilities(
+    chat=True,
+    embeddings=True,
+    tools=True,
+    tool_call_streaming=True,
+    tool_choice=True,
+    structured_output=True,
+    vision=True,
+    logprobs=True,
+    reasoning=True,
+)
+
+
+def capabilities_from(base: Capabilities, overrides: Mapping[str, Any] | None) -> Capabilities:
+    """``base`` with a model entry's ``capabilities:`` overrides applied.
+
+    Raises:
+        BadRequestError: For a key that is not a capability.
+    """
+    if not overrides:
+        return base
+    known = {f.name for f in fields(Capabilities)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise BadRequestError(f"unknown capabilities {unknown}; known: {sorted(known)}", param="capabilities")
+    values = {f.name: getattr(base, f.name) for f in fields(Capabilities)}
+    values.update(overrides)
+    return Capabilities(**values)
 
 
 class RemoteWorker(ChatWorker, EmbeddingWorker):
