@@ -7,7 +7,7 @@ def main() -> str:
     models = ModelRegistry.builtin()
     chat = models.chat("smollm2-135m")
     request = ChatRequest(
-        [SystemMessage("You are a helpful assistant."), UserMessage("What is the capital of France?")],
+        [SystemMessage("You are a helpful assistant."), UserMessage("Name the capital of France.")],
         temperature=0,
         max_tokens=40,
     )

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Capabilities"]
+__all__ = ["SAMPLING_FIELDS", "Capabilities"]
+
+# Optional sampling fields a worker may or may not honour; the rest (temperature, top_p, seed,
+# max_tokens, stop) every chat worker must.
+SAMPLING_FIELDS = frozenset(
+    {"frequency_penalty", "presence_penalty", "repetition_penalty", "logit_bias", "top_k", "min_p"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +30,7 @@ class Capabilities:
         max_context: Context window in tokens, if known.
         max_output_tokens: Largest completion, if known.
         embedding_dimensions: Vector size of an embedding worker.
+        sampling: Which of ``SAMPLING_FIELDS`` the worker honours; others are refused by name.
     """
 
     chat: bool = True
@@ -38,3 +45,4 @@ class Capabilities:
     max_context: int | None = None
     max_output_tokens: int | None = None
     embedding_dimensions: int | None = None
+    sampling: frozenset[str] = frozenset()

@@ -64,9 +64,11 @@ class ContextLengthExceededError(BadRequestError):
         wanted = f"{prompt_tokens} prompt tokens"
         if max_tokens is not None:
             wanted += f" plus max_tokens={max_tokens}"
+        # The prompt alone fitting means max_tokens is the field to change.
+        fits = max_tokens is not None and prompt_tokens < max_context
         super().__init__(
             f"This model's maximum context length is {max_context} tokens, but the request needs {wanted}.",
-            param="messages",
+            param="max_tokens" if fits else "messages",
         )
         self.prompt_tokens = prompt_tokens
         self.max_context = max_context

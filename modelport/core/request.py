@@ -60,6 +60,23 @@ def _check_number(name: str, value: float | None, low: float, high: float, *, lo
         raise BadRequestError(f"must be in {bound}, got {value}", param=name)
 
 
+def _logit_bias(bias: Mapping[Any, Any]) -> dict[int, float]:
+    """OpenAI's logit_bias (token ids as JSON strings) as ids to numbers in [-100, 100]."""
+    if not isinstance(bias, Mapping):
+        raise BadRequestError("must map token ids to numbers", param="logit_bias")
+    out: dict[int, float] = {}
+    for key, value in bias.items():
+        try:
+            token = int(key)
+        except (TypeError, ValueError):
+            raise BadRequestError(f"keys must be token ids, got {key!r}", param="logit_bias") from None
+        if token < 0:
+            raise BadRequestError(f"token ids are non-negative, got {token}", param="logit_bias")
+        _check_number(f"logit_bias.{key}", value, -100.0, 100.0)
+        out[token] = float(value)
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
     """One chat completion request, independent of any backend.
@@ -78,6 +95,12 @@ class ChatRequest:
         logprobs: Whether to return log probabilities of the chosen tokens.
         top_logprobs: How many alternatives to return per token.
         parallel_tool_calls: Whether several calls may come in one turn.
+        frequency_penalty: OpenAI's penalty in [-2, 2] on tokens by how often they already appeared.
+        presence_penalty: OpenAI's penalty in [-2, 2] on tokens that already appeared at all.
+        repetition_penalty: The multiplicative penalty of vLLM and transformers, > 0 (1 is off).
+        logit_bias: Token id to a bias in [-100, 100] added to its logit.
+        top_k: Sample from the k most likely tokens only (0 or ``None`` for no limit).
+        min_p: Drop tokens less likely than ``min_p`` times the most likely one, in [0, 1].
         extra: Backend-specific options passed through untouched.
     """
 
@@ -94,6 +117,12 @@ class ChatRequest:
     logprobs: bool = False
     top_logprobs: int | None = None
     parallel_tool_calls: bool | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = None
+    logit_bias: Mapping[int, float] | None = None
+    top_k: int | None = None
+    min_p: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -102,6 +131,16 @@ class ChatRequest:
             raise BadRequestError("at least one message is required", param="messages")
         _check_number("temperature", self.temperature, 0.0, 2.0)
         _check_number("top_p", self.top_p, 0.0, 1.0, low_open=True)
+        _check_number("frequency_penalty", self.frequency_penalty, -2.0, 2.0)
+        _check_number("presence_penalty", self.presence_penalty, -2.0, 2.0)
+        _check_number("repetition_penalty", self.repetition_penalty, 0.0, 10.0, low_open=True)
+        _check_number("min_p", self.min_p, 0.0, 1.0)
+        if self.top_k is not None and (
+            isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0
+        ):
+            raise BadRequestError(f"must be a non-negative integer, got {self.top_k!r}", param="top_k")
+        if self.logit_bias is not None:
+            set_(self, "logit_bias", _logit_bias(self.logit_bias))
         if self.max_tokens is not None and (
             isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1
         ):
@@ -122,6 +161,23 @@ class ChatRequest:
         if len(set(names)) != len(names):
             raise BadRequestError("tool names must be unique", param="tools")
         set_(self, "tool_choice", parse_tool_choice(self.tool_choice, self.tools))
+
+    def sampling_fields(self) -> list[str]:
+        """The optional sampling fields this request sets to something other than "off"."""
+        used = []
+        if self.frequency_penalty:
+            used.append("frequency_penalty")
+        if self.presence_penalty:
+            used.append("presence_penalty")
+        if self.repetition_penalty is not None and self.repetition_penalty != 1.0:
+            used.append("repetition_penalty")
+        if self.logit_bias:
+            used.append("logit_bias")
+        if self.top_k:
+            used.append("top_k")
+        if self.min_p:
+            used.append("min_p")
+        return used
 
     @property
     def choice(self) -> ToolChoice | None:

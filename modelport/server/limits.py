@@ -46,20 +46,41 @@ class _Gate:
 class ModelLimiter:
     """Hands out slots per model; when a model's queue is full it refuses with 429.
 
+    A model's limits are its own (``per_model``) if it has them. Otherwise each field comes
+    from the model entry's ``limits:`` block (``partial``), else from the worker: concurrency
+    defaults to its ``parallelism`` (its ``n_parallel``), so the server never caps a batch below
+    what the worker runs at once; else from ``default``.
+
     Args:
         default: Limits for models without their own.
-        per_model: Limits by model name.
+        per_model: Limits by model name (``ServerSettings.model_limits``).
+        partial: Fields set by each model entry's ``limits:`` block.
     """
 
-    def __init__(self, default: Limits | None = None, per_model: Mapping[str, Limits] | None = None) -> None:
+    def __init__(
+        self,
+        default: Limits | None = None,
+        per_model: Mapping[str, Limits] | None = None,
+        partial: Mapping[str, Mapping[str, int]] | None = None,
+    ) -> None:
         self._default = default or Limits()
         self._per_model = dict(per_model or {})
+        self._partial = dict(partial or {})
         self._gates: dict[str, _Gate] = {}
 
-    def _gate(self, model: str) -> _Gate:
+    def limits_for(self, model: str, parallelism: int | None = None) -> Limits:
+        """The limits ``model`` gets, given its worker's parallelism."""
+        own = self._per_model.get(model)
+        if own is not None:
+            return own
+        partial = self._partial.get(model, {})
+        concurrency = parallelism or self._default.max_concurrency
+        return Limits(partial.get("max_concurrency", concurrency), partial.get("max_queue", self._default.max_queue))
+
+    def _gate(self, model: str, parallelism: int | None) -> _Gate:
         gate = self._gates.get(model)
         if gate is None:
-            gate = self._gates[model] = _Gate(self._per_model.get(model, self._default))
+            gate = self._gates[model] = _Gate(self.limits_for(model, parallelism))
         return gate
 
     def in_use(self, model: str) -> int:
@@ -67,13 +88,17 @@ class ModelLimiter:
         gate = self._gates.get(model)
         return 0 if gate is None else gate.limits.max_concurrency - gate.semaphore._value
 
-    async def acquire(self, model: str) -> Slot:
+    async def acquire(self, model: str, parallelism: int | None = None) -> Slot:
         """Waits for a slot.
+
+        Args:
+            model: The model name.
+            parallelism: The worker's ``parallelism``, for models without limits of their own.
 
         Raises:
             RateLimitedError: If the queue for ``model`` is already full.
         """
-        gate = self._gate(model)
+        gate = self._gate(model, parallelism)
         if gate.semaphore.locked() and gate.waiting >= gate.limits.max_queue:
             raise RateLimitedError(
                 f"The model {model!r} is busy: {gate.limits.max_concurrency} requests running and "

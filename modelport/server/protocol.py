@@ -76,6 +76,10 @@ class ChatCompletionRequest(_Request):
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
+    # vLLM's extensions, sent by clients as extra body fields.
+    repetition_penalty: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
     user: str | None = None
 
 
@@ -99,6 +103,10 @@ class CompletionRequest(_Request):
     frequency_penalty: float | None = None
     presence_penalty: float | None = None
     logit_bias: dict[str, float] | None = None
+    # vLLM's extensions, sent by clients as extra body fields.
+    repetition_penalty: float | None = None
+    top_k: int | None = None
+    min_p: float | None = None
     user: str | None = None
 
 

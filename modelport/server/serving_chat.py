@@ -8,6 +8,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from fastapi.responses import Response, StreamingResponse
 
@@ -33,18 +34,20 @@ _SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 _POLL_SECONDS = 0.25
 
 
-def _reject_unsupported(body: wire.ChatCompletionRequest | wire.CompletionRequest) -> None:
-    # Sampling knobs the workers do not implement are refused by name, never silently dropped.
-    for name in ("frequency_penalty", "presence_penalty"):
-        if getattr(body, name):
-            raise BadRequestError("is not supported by modelport's workers; leave it unset or 0", param=name)
-    if body.logit_bias:
-        raise BadRequestError("is not supported by modelport's workers", param="logit_bias")
+def _sampling(body: wire.ChatCompletionRequest | wire.CompletionRequest) -> dict[str, Any]:
+    # Each worker refuses, by name, the fields its engine cannot honour (``check_request``).
+    return {
+        "frequency_penalty": body.frequency_penalty,
+        "presence_penalty": body.presence_penalty,
+        "repetition_penalty": body.repetition_penalty,
+        "logit_bias": body.logit_bias,
+        "top_k": body.top_k,
+        "min_p": body.min_p,
+    }
 
 
 def chat_request(body: wire.ChatCompletionRequest) -> ChatRequest:
     """Validates the wire request into a core request, naming the offending field on failure."""
-    _reject_unsupported(body)
     messages = [message_from_dict(m, where=f"messages[{i}]") for i, m in enumerate(body.messages)]
     tools = [ToolSpec.from_dict(t, where=f"tools[{i}]") for i, t in enumerate(body.tools or ())]
     if body.tool_choice is not None and not tools and body.tool_choice != "none":
@@ -64,6 +67,7 @@ def chat_request(body: wire.ChatCompletionRequest) -> ChatRequest:
         logprobs=bool(body.logprobs),
         top_logprobs=body.top_logprobs,
         parallel_tool_calls=body.parallel_tool_calls,
+        **_sampling(body),
     )
 
 
@@ -71,7 +75,7 @@ async def _start(
     state: ServerState, model: str, worker: ChatWorker, request: ChatRequest
 ) -> tuple[Slot, AsyncIterator[StreamEvent], StreamEvent | None]:
     """Takes a slot and pulls the first event, so that errors before any output get a real status."""
-    slot = await state.limiter.acquire(model)
+    slot = await state.limiter.acquire(model, worker.parallelism)
     events = worker.astream(request)
     try:
         first = await anext(aiter(events), None)
@@ -189,7 +193,6 @@ def _prompts(body: wire.CompletionRequest) -> list[str]:
 
 def completion_request(body: wire.CompletionRequest, prompt: str) -> ChatRequest:
     """The chat request that answers one legacy prompt (sent as one user message)."""
-    _reject_unsupported(body)
     for name in ("echo", "suffix"):
         if getattr(body, name):
             raise BadRequestError("is not supported", param=name)
@@ -206,6 +209,7 @@ def completion_request(body: wire.CompletionRequest, prompt: str) -> ChatRequest
         stop=stop,
         seed=body.seed,
         n=body.n,
+        **_sampling(body),
     )
 
 

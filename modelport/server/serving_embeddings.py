@@ -35,7 +35,7 @@ async def create_embeddings(state: ServerState, body: wire.EmbeddingRequest) -> 
     texts = _texts(body.input)
     request = EmbeddingRequest(texts, dimensions=body.dimensions)
     worker = await state.embedder(body.model)
-    slot = await state.limiter.acquire(body.model)
+    slot = await state.limiter.acquire(body.model, worker.parallelism)
     try:
         result = await worker.aembed(request)
     finally:

@@ -43,7 +43,8 @@ class ServerState:
         self.registry = registry
         self.settings = settings
         self.keys = ApiKeys(settings.api_keys)
-        self.limiter = ModelLimiter(settings.limits, settings.model_limits)
+        entry_limits = {e.name: e.limits for e in registry.entries() if e.limits}
+        self.limiter = ModelLimiter(settings.limits, settings.model_limits, entry_limits)
         self.started = int(time.time())
 
     async def chat_worker(self, name: str) -> ChatWorker:

@@ -20,6 +20,9 @@ class Worker:
     """Anything a model entry loads into: a chat worker, an embedding worker, or both."""
 
     capabilities: Capabilities = Capabilities()
+    # Requests the worker serves at once by batching them (its ``n_parallel``); ``None`` when it
+    # does not batch. The server's per-model concurrency limit defaults to it.
+    parallelism: int | None = None
 
     def close(self) -> None:
         """Frees the worker's resources. The default does nothing."""
@@ -62,8 +65,8 @@ class ChatWorker(Worker, ABC):
         """Rejects what the declared capabilities rule out, naming the field.
 
         Raises:
-            BadRequestError: For tools, tool_choice, response_format, logprobs or
-                images that this worker does not support.
+            BadRequestError: For tools, tool_choice, response_format, logprobs, sampling
+                fields or images that this worker does not support.
         """
         caps = self.capabilities
         if request.tools and not caps.tools:
@@ -76,6 +79,9 @@ class ChatWorker(Worker, ABC):
             raise BadRequestError("this model does not support structured output", param="response_format")
         if request.logprobs and not caps.logprobs:
             raise BadRequestError("this model does not return logprobs", param="logprobs")
+        for name in request.sampling_fields():
+            if name not in caps.sampling:
+                raise BadRequestError("this model does not support it; leave it unset", param=name)
         if not caps.vision:
             for i, message in enumerate(request.messages):
                 if not isinstance(message.content, (str, type(None))) and any(

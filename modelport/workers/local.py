@@ -8,15 +8,16 @@ here, so every local backend behaves the same.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from abc import abstractmethod
-from collections.abc import AsyncIterator, Generator, Iterable, Iterator
+from collections.abc import AsyncIterator, Generator, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from modelport.core.capabilities import Capabilities
-from modelport.core.errors import ContextLengthExceededError
+from modelport.core.errors import BadRequestError, ContextLengthExceededError
 from modelport.core.events import Finish, FinishReason, StreamEvent, TextDelta, TokenLogprob, Usage
 from modelport.core.request import ChatRequest
 from modelport.workers.base import ChatWorker
@@ -51,6 +52,8 @@ class GenerationParams:
         constraint: A JSON constraint from the output parser, for the engine to enforce.
         logprobs: ``None`` for none; else record each token's log probability and this many
             most likely alternatives (engines that can, see ``Capabilities.logprobs``).
+        top_k, min_p, frequency_penalty, presence_penalty, repetition_penalty, logit_bias: As in
+            ``ChatRequest``; set only where the engine declares them in ``sampling_fields``.
     """
 
     max_new_tokens: int
@@ -59,6 +62,28 @@ class GenerationParams:
     seed: int | None = None
     constraint: JsonConstraint | None = None
     logprobs: int | None = None
+    top_k: int | None = None
+    min_p: float | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    repetition_penalty: float | None = None
+    logit_bias: Mapping[int, float] | None = None
+
+    @classmethod
+    def for_request(cls, request: ChatRequest, **fields: Any) -> GenerationParams:
+        """The request's sampling fields, with ``fields`` (budget, seed, constraint...) added."""
+        return cls(
+            temperature=request.temperature,
+            top_p=request.top_p,
+            logprobs=(request.top_logprobs or 0) if request.logprobs else None,
+            top_k=request.top_k,
+            min_p=request.min_p,
+            frequency_penalty=request.frequency_penalty,
+            presence_penalty=request.presence_penalty,
+            repetition_penalty=request.repetition_penalty,
+            logit_bias=request.logit_bias,
+            **fields,
+        )
 
 
 @dataclass(slots=True)
@@ -91,23 +116,58 @@ class _LogprobAttacher:
             yield event
 
 
+class _Halt(threading.Event):
+    """Set by the choice itself, or by the caller's cancel event: either stops generation."""
+
+    def __init__(self, cancel: threading.Event) -> None:
+        super().__init__()
+        self._cancel = cancel
+
+    def is_set(self) -> bool:
+        return super().is_set() or self._cancel.is_set()
+
+
 class LocalChatWorker(ChatWorker):
     """Base class of workers that run a model in this process.
 
     Subclasses implement ``_render``, ``_generate`` and set ``max_context``.
+
+    Args:
+        max_concurrency: Requests generating at once; ``None`` when the engine queues and
+            batches requests itself.
+        async_threads: Threads for the async path (``max_concurrency`` by default).
+        tool_parser: Override the tool-call parser chosen by the model's profile.
+        context_overflow: ``"clamp"`` shortens a ``max_tokens`` that does not fit after the
+            prompt (the answer then ends with ``length``); ``"error"`` refuses it.
     """
 
     max_context: int = 2048
     # Engines that fill ``GenerationStats.logprobs`` when asked set this.
     records_logprobs: ClassVar[bool] = False
+    # The optional sampling fields (``SAMPLING_FIELDS``) the engine applies.
+    sampling_fields: ClassVar[frozenset[str]] = frozenset()
     capabilities = Capabilities(tools=True, tool_call_streaming=True, tool_choice=True, structured_output=True)
 
-    def __init__(self, *, max_concurrency: int = 1, tool_parser: str | None = None) -> None:
-        # Engines are not re-entrant: requests queue here rather than racing on the model.
-        self._slots = threading.Semaphore(max_concurrency)
+    def __init__(
+        self,
+        *,
+        max_concurrency: int | None = 1,
+        async_threads: int | None = None,
+        tool_parser: str | None = None,
+        context_overflow: Literal["clamp", "error"] = "clamp",
+    ) -> None:
+        if context_overflow not in ("clamp", "error"):
+            raise BadRequestError("must be 'clamp' or 'error'", param="context_overflow")
+        self.context_overflow = context_overflow
+        # Engines that are not re-entrant queue requests here rather than racing on the model.
+        self._slots: contextlib.AbstractContextManager[Any] = (
+            contextlib.nullcontext() if max_concurrency is None else threading.Semaphore(max_concurrency)
+        )
         # Long-lived threads for the async path: a new thread per request would rebuild the
         # engine's OpenMP thread team each time, which costs tens of milliseconds of TTFT.
-        self._threads = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="modelport-generate")
+        self._threads = ThreadPoolExecutor(
+            max_workers=async_threads or max_concurrency or 1, thread_name_prefix="modelport-generate"
+        )
         self._tool_parser_override = tool_parser
         self.profile: ModelProfile = DEFAULT_PROFILE
         self.tool_parser: type[ToolParser] = get_tool_parser(tool_parser or DEFAULT_PROFILE.tool_parser)
@@ -120,7 +180,10 @@ class LocalChatWorker(ChatWorker):
         self.tool_parser = get_tool_parser(self._tool_parser_override or self.profile.tool_parser)
         self.native_tools = "tools" in template
         self.capabilities = replace(
-            LocalChatWorker.capabilities, max_context=max_context, logprobs=self.records_logprobs
+            LocalChatWorker.capabilities,
+            max_context=max_context,
+            logprobs=self.records_logprobs,
+            sampling=self.sampling_fields,
         )
 
     def _template_inputs(self, request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
@@ -160,11 +223,21 @@ class LocalChatWorker(ChatWorker):
         self._threads.shutdown(wait=False, cancel_futures=True)
 
     def _budget(self, request: ChatRequest, prompt: Prompt) -> int:
+        """Tokens the answer may take: ``max_tokens``, or what fits after the prompt.
+
+        A prompt that leaves no room is refused (naming ``messages``). A ``max_tokens`` beyond
+        the room is clamped to it, as llama.cpp's server and Ollama do, unless the worker was
+        built with ``context_overflow="error"`` (then refused naming ``max_tokens``).
+        """
         room = self.max_context - len(prompt.ids)
-        if room <= 0 or (request.max_tokens is not None and request.max_tokens > room):
-            raise ContextLengthExceededError(
-                prompt_tokens=len(prompt.ids), max_context=self.max_context, max_tokens=request.max_tokens
-            )
+        if room <= 0:
+            raise ContextLengthExceededError(prompt_tokens=len(prompt.ids), max_context=self.max_context)
+        if request.max_tokens is not None and request.max_tokens > room:
+            if self.context_overflow == "error":
+                raise ContextLengthExceededError(
+                    prompt_tokens=len(prompt.ids), max_context=self.max_context, max_tokens=request.max_tokens
+                )
+            return room
         return request.max_tokens if request.max_tokens is not None else room
 
     def _output(self, request: ChatRequest) -> OutputParser:
@@ -180,13 +253,11 @@ class LocalChatWorker(ChatWorker):
                 if cancel.is_set():
                     return
                 output = self._output(request)
-                params = GenerationParams(
+                params = GenerationParams.for_request(
+                    request,
                     max_new_tokens=budget,
-                    temperature=request.temperature,
-                    top_p=request.top_p,
                     seed=None if request.seed is None else request.seed + choice,
                     constraint=output.constraint,
-                    logprobs=(request.top_logprobs or 0) if request.logprobs else None,
                 )
                 stats = GenerationStats()
                 reason = yield from self._one_choice(prompt, params, request, output, stats, cancel, choice)
@@ -208,7 +279,7 @@ class LocalChatWorker(ChatWorker):
         choice: int,
     ) -> Generator[StreamEvent, None, FinishReason | None]:
         stops = StopMatcher(request.stop)
-        halt = threading.Event()
+        halt = _Halt(cancel)
         pieces = self._generate(prompt, params, halt, stats)
         attach = _LogprobAttacher(stats.logprobs)
         try:

@@ -41,7 +41,7 @@ def ask(text: str) -> list[ChatMessage]:
 
 
 def test_chat_and_complete(llm: ModelPortLLM) -> None:
-    response = llm.chat(ask("What is the capital of France?"))
+    response = llm.chat(ask("Name the capital of France."))
     assert "Paris" in (response.message.content or "")
     assert response.additional_kwargs["completion_tokens"] > 0
     assert llm.complete("Say hello.").text.strip()
@@ -57,7 +57,7 @@ def test_stream_chat_and_stream_complete(llm: ModelPortLLM) -> None:
 
 
 async def test_async_forms(llm: ModelPortLLM) -> None:
-    whole = await llm.achat(ask("What is the capital of France?"))
+    whole = await llm.achat(ask("Name the capital of France."))
     assert "Paris" in (whole.message.content or "")
     assert (await llm.acomplete("Say hello.")).text.strip()
     chunks = [c async for c in await llm.astream_chat(ask("Name three colours."))]

@@ -8,7 +8,7 @@ import math
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 
-from modelport.core.capabilities import Capabilities
+from modelport.core.capabilities import SAMPLING_FIELDS, Capabilities
 from modelport.core.events import Finish, StreamEvent, TextDelta, ToolCallDelta, Usage
 from modelport.core.messages import content_text
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
@@ -70,7 +70,12 @@ class FakeChatWorker(ChatWorker):
         self.delay = delay
         self.requests: list[ChatRequest] = []
         self.capabilities = capabilities or Capabilities(
-            tools=True, tool_call_streaming=True, tool_choice=True, structured_output=True, max_context=8192
+            tools=True,
+            tool_call_streaming=True,
+            tool_choice=True,
+            structured_output=True,
+            max_context=8192,
+            sampling=SAMPLING_FIELDS,
         )
 
     def _play(self, request: ChatRequest) -> Iterable[StreamEvent]:

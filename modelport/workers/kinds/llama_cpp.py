@@ -1,18 +1,22 @@
-"""The ``llama-cpp`` kind: quantized GGUF models through llama-cpp-python."""
+"""The ``llama-cpp`` kind: quantized GGUF models through llama-cpp-python, batched."""
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import threading
 import weakref
 from collections.abc import Iterator
-from typing import Any
+from dataclasses import replace
+from typing import Any, Literal
 
+from modelport.core.capabilities import SAMPLING_FIELDS
 from modelport.core.errors import BadRequestError
-from modelport.core.events import TokenLogprob
 from modelport.core.request import ChatRequest
 from modelport.workers.chat_template import ChatTemplate
 from modelport.workers.constraints import JsonConstraint
+from modelport.workers.kinds.llama_cpp_engine import LlamaBatchEngine
+from modelport.workers.kinds.llama_cpp_sampling import SamplingSpec
 from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
 from modelport.workers.paths import resolve_path
 from modelport.workers.registry import register_worker
@@ -20,78 +24,120 @@ from modelport.workers.text import ByteDecoder
 
 __all__ = ["LlamaCppWorker"]
 
-# llama-cpp-python's own create_completion defaults, so an unset field samples as it would.
-_DEFAULT_TEMPERATURE = 0.8
-_DEFAULT_TOP_P = 0.95
-# Candidates the grammar filters before falling back to the whole vocabulary (top_k is 40).
-_SHORTLIST = 64
+# The context of the ``Llama`` object, which only tokenises: the engine has its own.
+_TOKENIZER_CTX = 256
 
 
 @register_worker("llama-cpp")
 class LlamaCppWorker(LocalChatWorker):
     """Runs a GGUF model with llama.cpp, prompting through the GGUF's own chat template.
 
+    Concurrent requests share one batch (see ``llama_cpp_engine``): up to ``n_parallel``
+    sequences generate together, each with its own ``n_ctx`` of KV cache, and the rest wait.
+
     Args:
         model_path: The GGUF file (a path or ``package:NAME/file.gguf``).
-        n_ctx: Context window in tokens (0 means the model's training context).
-        n_threads: CPU threads; llama.cpp picks when omitted.
+        n_ctx: Context window of one request in tokens (0 means the model's training context).
+        n_parallel: Requests generating at once; the KV cache holds ``n_parallel * n_ctx`` tokens.
+        n_batch: Tokens decoded in one step at most (generating sequences, then prompt chunks).
+        n_threads: Threads for single-token steps; llama.cpp's default (half the cores) when omitted.
+        n_threads_batch: Threads for batched steps; every core when omitted.
         n_gpu_layers: Layers to offload to a GPU (-1 for all).
         chat_template: Override the template stored in the GGUF.
         tool_parser: Override the tool-call parser chosen by the model's profile.
-        max_concurrency: Requests generating at once (llama.cpp contexts are not re-entrant).
+        context_overflow: ``"clamp"`` (the default) shortens a ``max_tokens`` that does not fit
+            after the prompt, ending with ``length``; ``"error"`` refuses it with a 400.
         verbose: Let llama.cpp log to stderr.
-        **llama_kwargs: Passed to ``llama_cpp.Llama``.
+        **llama_kwargs: Passed to ``llama_cpp.Llama`` (context settings such as ``flash_attn``
+            or ``type_k`` carry over to the engine's context).
     """
 
     records_logprobs = True
+    sampling_fields = SAMPLING_FIELDS
 
     def __init__(
         self,
         model_path: str,
         *,
         n_ctx: int = 4096,
+        n_parallel: int = 1,
+        n_batch: int = 512,
         n_threads: int | None = None,
+        n_threads_batch: int | None = None,
         n_gpu_layers: int = 0,
         chat_template: str | None = None,
         tool_parser: str | None = None,
-        max_concurrency: int = 1,
+        context_overflow: Literal["clamp", "error"] = "clamp",
         verbose: bool = False,
         **llama_kwargs: Any,
     ) -> None:
-        super().__init__(max_concurrency=max_concurrency, tool_parser=tool_parser)
+        if not isinstance(n_parallel, int) or n_parallel < 1:
+            raise BadRequestError(f"must be a positive integer, got {n_parallel!r}", param="n_parallel")
+        # Requests queue in the engine, not behind a lock: the async path only needs a thread
+        # per request to wait on its tokens.
+        super().__init__(
+            max_concurrency=None,
+            async_threads=n_parallel + 2,
+            tool_parser=tool_parser,
+            context_overflow=context_overflow,
+        )
         from llama_cpp import Llama
 
         path = resolve_path(model_path)
         if not path.is_file():
             raise BadRequestError(f"no GGUF file at {path}", param="model_path")
+        cores = multiprocessing.cpu_count()
+        threads = n_threads or max(cores // 2, 1)
+        threads_batch = n_threads_batch or cores
         self.llm: Any = Llama(
             model_path=str(path),
-            n_ctx=n_ctx,
-            n_threads=n_threads,
+            n_ctx=_TOKENIZER_CTX,
+            n_threads=threads,
+            n_threads_batch=threads_batch,
             n_gpu_layers=n_gpu_layers,
             verbose=verbose,
             **llama_kwargs,
         )
-        # Free the context at interpreter exit too, while llama.cpp's module is still intact;
-        # its own __del__ would run after teardown and fail noisily.
-        self._finalizer = weakref.finalize(self, self.llm.close)
+        window = n_ctx or int(self.llm._model.n_ctx_train())
         self.model_path = str(path)
         source = chat_template or self.llm.metadata.get("tokenizer.chat_template")
         if not source:
+            self.llm.close()
             raise BadRequestError(f"{path.name} has no chat template; pass chat_template", param="chat_template")
+        self.engine = LlamaBatchEngine(
+            self.llm,
+            n_parallel=n_parallel,
+            n_ctx=window,
+            n_batch=n_batch,
+            n_threads=threads,
+            n_threads_batch=threads_batch,
+            piece=self._piece_text,
+        )
+        self.n_parallel = n_parallel
+        self.parallelism = n_parallel
+        self.threads = (threads, threads_batch)
+        # Free the contexts at interpreter exit too, while llama.cpp's module is still intact;
+        # their own __del__ would run after teardown and fail noisily.
+        self._finalizer = weakref.finalize(self, _close_llama, self.engine, self.llm)
         self._bos = self._piece(self.llm.token_bos())
         self._eos = self._piece(self.llm.token_eos())
         self.template = ChatTemplate(source, {"bos_token": self._bos, "eos_token": self._eos})
         self._add_bos = bool(self.llm._model.add_bos_token())
         self._seed = random.randrange(2**31)
+        self._seed_lock = threading.Lock()
         self._grammars: dict[str, Any] = {}
+        self._grammar_lock = threading.Lock()
         name = str(self.llm.metadata.get("general.name", "")) + " " + path.name
-        self._configure(template=source, name=name, max_context=int(self.llm.n_ctx()))
+        self._configure(template=source, name=name, max_context=window)
+        self.capabilities = replace(self.capabilities, sampling=self.sampling_fields)
 
     def _piece(self, token: int) -> str:
         if token < 0:
             return ""
         return bytes(self.llm.detokenize([token], special=True)).decode("utf-8", errors="replace")
+
+    def _piece_text(self, token: int) -> str:
+        return bytes(self.llm.detokenize([token])).decode("utf-8", errors="replace")
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text``, without BOS."""
@@ -105,143 +151,62 @@ class LlamaCppWorker(LocalChatWorker):
         ids = self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
         return Prompt(list(ids), text)
 
+    def _next_seed(self) -> int:
+        with self._seed_lock:
+            self._seed = random.Random(self._seed).randrange(2**31)
+            return self._seed
+
     def _generate(
         self, prompt: Prompt, params: GenerationParams, halt: threading.Event, stats: GenerationStats
     ) -> Iterator[str]:
-        import llama_cpp
-
-        llm = self.llm
-        if params.seed is not None:
-            llm.set_seed(params.seed)
-        else:
-            self._seed = random.Random(self._seed).randrange(2**31)
-            llm.set_seed(self._seed)
-        temperature = _DEFAULT_TEMPERATURE if params.temperature is None else params.temperature
-        top_p = _DEFAULT_TOP_P if params.top_p is None else params.top_p
-        vocab = llm._model.vocab
+        spec = SamplingSpec(
+            temperature=params.temperature,
+            top_p=params.top_p,
+            top_k=params.top_k,
+            min_p=params.min_p,
+            seed=params.seed if params.seed is not None else self._next_seed(),
+            frequency_penalty=params.frequency_penalty,
+            presence_penalty=params.presence_penalty,
+            repetition_penalty=params.repetition_penalty,
+            logit_bias=dict(params.logit_bias or {}),
+            grammar=None if params.constraint is None else self._grammar(params.constraint),
+            logprobs=params.logprobs,
+        )
+        job = self.engine.submit(prompt.ids, params.max_new_tokens, spec)
         decoder = ByteDecoder()
-        if params.constraint is not None:
-            tokens: Any = self._constrained_tokens(prompt, params.constraint, temperature, top_p)
-        else:
-            tokens = llm.generate(prompt.ids, temp=temperature, top_p=top_p, top_k=0 if temperature == 0 else 40)
         try:
-            for token in tokens:
-                if llama_cpp.llama_vocab_is_eog(vocab, token):
-                    stats.eos = True
-                    break
-                if params.logprobs is not None:
-                    stats.logprobs.append(self._logprob(token, params.logprobs))
+            for token, logprob in job.results(halt):
+                if logprob is not None:
+                    stats.logprobs.append(logprob)
                 stats.tokens += 1
-                piece = decoder.feed(llm.detokenize([token]))
+                piece = decoder.feed(self.llm.detokenize([token]))
                 if piece:
                     yield piece
-                if halt.is_set() or stats.tokens >= params.max_new_tokens:
-                    break
+            stats.eos = job.eos
             tail = decoder.flush()
             if tail:
                 yield tail
         finally:
-            tokens.close()
-
-    def _logprob(self, token: int, top: int) -> TokenLogprob:
-        """The log probability of ``token`` under the logits that chose it, and the ``top`` best.
-
-        Read right after sampling, before the next evaluation overwrites the logits.
-        """
-        import llama_cpp
-        import numpy as np
-
-        llm = self.llm
-        n_vocab = llm.n_vocab()
-        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1), shape=(n_vocab,))
-        peak = float(logits.max())
-        log_total = peak + float(np.log(np.exp(logits - peak).sum()))
-        best: list[tuple[str, float]] = []
-        if top:
-            ids = np.argpartition(-logits, top)[:top]
-            ids = ids[np.argsort(-logits[ids])]
-            best = [(self._piece_text(int(i)), float(logits[i]) - log_total) for i in ids]
-        return TokenLogprob(self._piece_text(token), float(logits[token]) - log_total, tuple(best))
-
-    def _piece_text(self, token: int) -> str:
-        return bytes(self.llm.detokenize([token])).decode("utf-8", errors="replace")
-
-    def _constrained_tokens(
-        self, prompt: Prompt, constraint: JsonConstraint, temperature: float, top_p: float
-    ) -> Iterator[int]:
-        """Samples under a grammar, checking the grammar only against the sampled token.
-
-        llama-cpp-python puts the grammar first in its sampler chain, which filters all
-        49k candidates on every token. Like llama.cpp's own common sampler, this samples
-        freely first and asks the grammar only whether that one token is allowed; just
-        when it is not does the grammar filter the best 64 candidates (the whole vocabulary
-        if none of those is allowed) and sampling repeat over what is left.
-        """
-        import ctypes
-
-        import llama_cpp
-        import numpy as np
-
-        llm = self.llm
-        grammar = self._grammar(constraint)
-        chain = llm._init_sampler(temp=temperature, top_p=top_p, top_k=0 if temperature == 0 else 40)
-        checker = llama_cpp.llama_sampler_init_grammar(
-            llm._model.vocab, grammar._grammar.encode("utf-8"), grammar._root.encode("utf-8")
-        )
-        n_vocab = llm.n_vocab()
-        one = (llama_cpp.llama_token_data * 1)()
-        single = llama_cpp.llama_token_data_array(data=one, size=1, selected=-1, sorted=False)
-        full = (llama_cpp.llama_token_data * n_vocab)()
-        full_view = np.ctypeslib.as_array(full)
-        full_view["id"] = np.arange(n_vocab, dtype=np.int32)
-        everything = llama_cpp.llama_token_data_array(data=full, size=n_vocab, selected=-1, sorted=False)
-        short = (llama_cpp.llama_token_data * _SHORTLIST)()
-        short_view = np.ctypeslib.as_array(short)
-        shortlist = llama_cpp.llama_token_data_array(data=short, size=_SHORTLIST, selected=-1, sorted=False)
-        ctx = llm._ctx.ctx
-        pending = list(prompt.ids)
-        llm.reset()
-        try:
-            while True:
-                llm.eval(pending)
-                token = int(llama_cpp.llama_sampler_sample(chain.sampler, ctx, -1))
-                one[0].id, one[0].logit, one[0].p = token, 0.0, 0.0
-                single.size, single.selected = 1, -1
-                llama_cpp.llama_sampler_apply(checker, ctypes.byref(single))
-                if one[0].logit == float("-inf"):
-                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(n_vocab,))
-                    # Most often an allowed token is among the best few: filter those first.
-                    best = np.argpartition(-logits, _SHORTLIST)[:_SHORTLIST]
-                    short_view["id"], short_view["logit"], short_view["p"] = best, logits[best], 0.0
-                    candidates, view = shortlist, short_view
-                    shortlist.size, shortlist.selected, shortlist.sorted = _SHORTLIST, -1, False
-                    llama_cpp.llama_sampler_apply(checker, ctypes.byref(shortlist))
-                    if not np.isfinite(short_view["logit"]).any():
-                        full_view["logit"], full_view["p"] = logits, 0.0
-                        candidates, view = everything, full_view
-                        everything.size, everything.selected, everything.sorted = n_vocab, -1, False
-                        llama_cpp.llama_sampler_apply(checker, ctypes.byref(everything))
-                    llama_cpp.llama_sampler_apply(chain.sampler, ctypes.byref(candidates))
-                    token = int(view["id"][candidates.selected])
-                llama_cpp.llama_sampler_accept(checker, token)
-                yield token
-                pending = [token]
-        finally:
-            llama_cpp.llama_sampler_free(checker)
-            chain.close()
+            job.cancel()
 
     def _grammar(self, constraint: JsonConstraint) -> Any:
         """Compiles (once per constraint) the GBNF grammar that enforces ``constraint``."""
-        if constraint.key not in self._grammars:
-            from llama_cpp.llama_grammar import LlamaGrammar
+        with self._grammar_lock:
+            if constraint.key not in self._grammars:
+                from llama_cpp.llama_grammar import LlamaGrammar
 
-            self._grammars[constraint.key] = LlamaGrammar.from_string(constraint.gbnf(), verbose=False)
-        return self._grammars[constraint.key]
+                self._grammars[constraint.key] = LlamaGrammar.from_string(constraint.gbnf(), verbose=False)
+            return self._grammars[constraint.key]
 
     def close(self) -> None:
-        """Frees the llama.cpp context."""
+        """Stops the engine and frees the llama.cpp contexts."""
         super().close()
         finalizer = getattr(self, "_finalizer", None)
         if finalizer is not None:
             finalizer()
         self.llm = None
+
+
+def _close_llama(engine: LlamaBatchEngine, llm: Any) -> None:
+    engine.close()
+    llm.close()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError
 from modelport.core.request import EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import EmbeddingWorker
+from modelport.workers.kinds.sentence_transformers_batch import EmbeddingBatcher
 from modelport.workers.paths import resolve_path
 from modelport.workers.registry import register_worker
 
@@ -26,6 +26,8 @@ class SentenceTransformersWorker(EmbeddingWorker):
         query_prompt: Prompt name (or literal prompt) for queries, when the model has one.
         document_prompt: Prompt name (or literal prompt) for documents.
         trust_remote_code: Allow custom model code; off unless asked for.
+        max_batch_texts: Texts that concurrent calls may merge into one ``encode`` call.
+        batch_wait_s: How long the first call of a batch waits for others to join it.
     """
 
     def __init__(
@@ -37,6 +39,8 @@ class SentenceTransformersWorker(EmbeddingWorker):
         query_prompt: str | None = None,
         document_prompt: str | None = None,
         trust_remote_code: bool = False,
+        max_batch_texts: int = 256,
+        batch_wait_s: float = 0.005,
     ) -> None:
         from sentence_transformers import SentenceTransformer
 
@@ -55,7 +59,9 @@ class SentenceTransformersWorker(EmbeddingWorker):
         self._known_prompts = prompts
         dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dimensions = int(dimension())
-        self._lock = threading.Lock()
+        # Concurrent calls merge into one encode, so the server may let this many in at once.
+        self.parallelism = max_batch_texts
+        self._batcher = EmbeddingBatcher(self._encode, max_batch_texts=max_batch_texts, batch_wait_s=batch_wait_s)
         self.capabilities = Capabilities(
             chat=False,
             embeddings=True,
@@ -63,40 +69,61 @@ class SentenceTransformersWorker(EmbeddingWorker):
             embedding_dimensions=self.dimensions,
         )
 
-    def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
-        """Embeds the texts, truncating to ``dimensions`` and normalising as asked."""
+    def _check(self, request: EmbeddingRequest) -> str | None:
         if request.dimensions is not None and request.dimensions > self.dimensions:
             raise BadRequestError(
                 f"this model has {self.dimensions} dimensions; {request.dimensions} were asked for",
                 param="dimensions",
             )
+        return self._prompts.get(request.input_type) if request.input_type else None
+
+    def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embeds the texts (batched with concurrent calls), truncating and normalising as asked."""
+        prompt = self._check(request)
         if not request.texts:
             return EmbeddingResult([], 0)
-        kwargs: dict[str, Any] = {
-            "batch_size": self.batch_size,
-            "normalize_embeddings": request.normalize,
-            "convert_to_numpy": True,
-            "show_progress_bar": False,
-        }
-        if request.dimensions is not None:
-            kwargs["truncate_dim"] = request.dimensions
-        prompt = self._prompts.get(request.input_type) if request.input_type else None
-        if prompt is not None:
-            kwargs["prompt_name" if prompt in self._known_prompts else "prompt"] = prompt
-        with self._lock:
-            vectors = self.model.encode(list(request.texts), **kwargs)
-            tokens = self._count_tokens(request.texts)
-        if request.dimensions is not None and request.normalize:
-            # encode() normalises before truncating; a truncated vector needs it again.
-            import numpy as np
+        vectors, tokens = self._batcher.submit(request, prompt).result()
+        return self._finish(request, vectors, tokens)
 
+    async def aembed(self, request: EmbeddingRequest) -> EmbeddingResult:
+        """Embeds without blocking the event loop, batched with concurrent calls."""
+        import asyncio
+
+        prompt = self._check(request)
+        if not request.texts:
+            return EmbeddingResult([], 0)
+        vectors, tokens = await asyncio.wrap_future(self._batcher.submit(request, prompt))
+        return self._finish(request, vectors, tokens)
+
+    def _finish(self, request: EmbeddingRequest, vectors: Any, tokens: int) -> EmbeddingResult:
+        import numpy as np
+
+        if request.dimensions is not None:
+            vectors = vectors[:, : request.dimensions]
+        if request.normalize:
             vectors = vectors / np.clip(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12, None)
         return EmbeddingResult(vectors.tolist(), tokens)
 
-    def _count_tokens(self, texts: Any) -> int:
+    def _encode(self, texts: list[str], prompt: str | None) -> tuple[Any, list[int]]:
+        """Raw vectors for ``texts`` (one ``encode`` call) and each text's token count."""
+        kwargs: dict[str, Any] = {
+            "batch_size": self.batch_size,
+            "normalize_embeddings": False,
+            "convert_to_numpy": True,
+            "show_progress_bar": False,
+        }
+        if prompt is not None:
+            kwargs["prompt_name" if prompt in self._known_prompts else "prompt"] = prompt
+        return self.model.encode(texts, **kwargs), self._count_tokens(texts)
+
+    def close(self) -> None:
+        """Stops the batching thread."""
+        self._batcher.close()
+
+    def _count_tokens(self, texts: Any) -> list[int]:
         tokenizer = getattr(self.model, "tokenizer", None)
         if tokenizer is None:
-            return 0
+            return [0] * len(texts)
         limit = getattr(self.model, "max_seq_length", None)
         ids = tokenizer(list(texts), add_special_tokens=True, truncation=limit is not None, max_length=limit)
-        return sum(len(x) for x in ids["input_ids"])
+        return [len(x) for x in ids["input_ids"]]

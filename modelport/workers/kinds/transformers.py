@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
+from modelport.core.capabilities import SAMPLING_FIELDS
 from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
 from modelport.workers.constraints import JsonConstraint
+from modelport.workers.kinds.transformers_batch import GenerateBatcher
 from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
 from modelport.workers.paths import resolve_path
 from modelport.workers.registry import register_worker
 from modelport.workers.text import TokenDecoder
 
 __all__ = ["TransformersWorker"]
-
-_END = object()
 
 
 def _quantization_config(quantization: str | None, device_map: Any) -> Any:
@@ -53,8 +51,13 @@ class TransformersWorker(LocalChatWorker):
         trust_remote_code: Allow custom model code; off unless asked for.
         max_context: Override the context window.
         tool_parser: Override the tool-call parser chosen by the model's profile.
-        max_concurrency: Requests generating at once.
+        n_parallel: Requests batched into one ``generate`` call at most.
+        batch_wait_s: How long a batch's first request waits for others to join it.
+        context_overflow: ``"clamp"`` (the default) shortens a ``max_tokens`` that does not fit
+            after the prompt, ending with ``length``; ``"error"`` refuses it with a 400.
     """
+
+    sampling_fields = SAMPLING_FIELDS
 
     def __init__(
         self,
@@ -68,10 +71,18 @@ class TransformersWorker(LocalChatWorker):
         trust_remote_code: bool = False,
         max_context: int | None = None,
         tool_parser: str | None = None,
-        max_concurrency: int = 1,
+        n_parallel: int = 1,
+        batch_wait_s: float = 0.02,
+        context_overflow: Literal["clamp", "error"] = "clamp",
     ) -> None:
-        super().__init__(max_concurrency=max_concurrency, tool_parser=tool_parser)
-        import torch
+        if not isinstance(n_parallel, int) or n_parallel < 1:
+            raise BadRequestError(f"must be a positive integer, got {n_parallel!r}", param="n_parallel")
+        super().__init__(
+            max_concurrency=None,
+            async_threads=n_parallel + 2,
+            tool_parser=tool_parser,
+            context_overflow=context_overflow,
+        )
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         quant = _quantization_config(quantization, device_map)
@@ -91,9 +102,6 @@ class TransformersWorker(LocalChatWorker):
         if device and "device_map" not in model_kwargs:
             self.model.to(device)
         self.model.eval()
-        self._torch = torch
-        # One long-lived engine thread: torch's OpenMP team is built once, not per request.
-        self._engine = ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="modelport-transformers")
         config = self.model.config
         template = getattr(self.tokenizer, "chat_template", None)
         if not isinstance(template, str) or not template:
@@ -104,27 +112,39 @@ class TransformersWorker(LocalChatWorker):
             self._eos_ids.add(self.tokenizer.eos_token_id)
         self._grammars: dict[str, Any] = {}
         self._grammar_compiler: Any = None
+        self._grammar_lock = threading.Lock()
+        # One long-lived owner thread runs every generate: torch's OpenMP team is built once.
+        pad = self.tokenizer.pad_token_id
+        self._batcher = GenerateBatcher(
+            self.model,
+            pad_id=pad if pad is not None else next(iter(self._eos_ids), 0),
+            eos_ids=self._eos_ids,
+            n_parallel=n_parallel,
+            batch_wait_s=batch_wait_s,
+        )
+        self.n_parallel = n_parallel
+        self.parallelism = n_parallel
         window = int(max_context or getattr(config, "max_position_embeddings", None) or 2048)
         self._configure(template=template, name=f"{model} {gguf_file or ''} {config.model_type}", max_context=window)
 
     def close(self) -> None:
-        """Stops the engine thread."""
+        """Stops the batching thread."""
         super().close()
-        self._engine.shutdown(wait=False, cancel_futures=True)
+        self._batcher.close()
 
-    def _logits_processor(self, constraint: JsonConstraint) -> Any:
-        """An xgrammar processor enforcing ``constraint`` (grammar compiled once, state per call)."""
+    def _compiled_grammar(self, constraint: JsonConstraint) -> Any:
+        """The xgrammar grammar enforcing ``constraint``, compiled once; each row gets a matcher."""
         import xgrammar as xgr
-        from xgrammar.contrib.hf import LogitsProcessor
 
-        if constraint.key not in self._grammars:
-            if self._grammar_compiler is None:
-                info = xgr.TokenizerInfo.from_huggingface(
-                    self.tokenizer, vocab_size=self.model.config.vocab_size, stop_token_ids=sorted(self._eos_ids)
-                )
-                self._grammar_compiler = xgr.GrammarCompiler(info)
-            self._grammars[constraint.key] = self._grammar_compiler.compile_grammar(constraint.gbnf())
-        return LogitsProcessor(self._grammars[constraint.key])
+        with self._grammar_lock:
+            if constraint.key not in self._grammars:
+                if self._grammar_compiler is None:
+                    info = xgr.TokenizerInfo.from_huggingface(
+                        self.tokenizer, vocab_size=self.model.config.vocab_size, stop_token_ids=sorted(self._eos_ids)
+                    )
+                    self._grammar_compiler = xgr.GrammarCompiler(info)
+                self._grammars[constraint.key] = self._grammar_compiler.compile_grammar(constraint.gbnf())
+            return self._grammars[constraint.key]
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text``, without special tokens added."""
@@ -140,83 +160,18 @@ class TransformersWorker(LocalChatWorker):
     def _generate(
         self, prompt: Prompt, params: GenerationParams, halt: threading.Event, stats: GenerationStats
     ) -> Iterator[str]:
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        torch = self._torch
-        tokens: queue.SimpleQueue[object] = queue.SimpleQueue()
-        eos_ids = self._eos_ids
-
-        class _Streamer:
-            # transformers calls put() with the prompt first, then one token at a time.
-            def __init__(self) -> None:
-                self.first = True
-
-            def put(self, value: Any) -> None:
-                if self.first:
-                    self.first = False
-                    return
-                for token in value.reshape(-1).tolist():
-                    tokens.put(token)
-
-            def end(self) -> None:
-                tokens.put(_END)
-
-        class _Halt(StoppingCriteria):  # type: ignore[misc]
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.full((input_ids.shape[0],), halt.is_set(), dtype=torch.bool, device=input_ids.device)
-
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": params.max_new_tokens,
-            "streamer": _Streamer(),
-            "stopping_criteria": StoppingCriteriaList([_Halt()]),
-            "pad_token_id": self.tokenizer.pad_token_id or next(iter(eos_ids), None),
-        }
-        if params.temperature == 0:
-            kwargs["do_sample"] = False
-            kwargs["top_p"] = None
-            kwargs["top_k"] = None
-            kwargs["temperature"] = None
-        elif params.temperature is not None or params.top_p is not None:
-            kwargs["do_sample"] = True
-            if params.temperature is not None:
-                kwargs["temperature"] = params.temperature
-            if params.top_p is not None:
-                kwargs["top_p"] = params.top_p
-        if params.constraint is not None:
-            kwargs["logits_processor"] = [self._logits_processor(params.constraint)]
-        input_ids = torch.tensor([prompt.ids], device=self.model.device)
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                if params.seed is not None:
-                    torch.manual_seed(params.seed)
-                with torch.inference_mode():
-                    self.model.generate(input_ids, attention_mask=torch.ones_like(input_ids), **kwargs)
-            except BaseException as error:  # noqa: BLE001 - handed to the consumer below
-                failure.append(error)
-                tokens.put(_END)
-
-        job = self._engine.submit(run)
+        grammar = None if params.constraint is None else self._compiled_grammar(params.constraint)
+        row = self._batcher.submit(prompt.ids, params, grammar)
         decoder = TokenDecoder(lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
         try:
-            while True:
-                token = tokens.get()
-                if token is _END:
-                    break
-                assert isinstance(token, int)
-                if token in eos_ids:
-                    stats.eos = True
-                    continue
+            for token in row.results(halt):
                 stats.tokens += 1
                 piece = decoder.feed(token)
                 if piece:
                     yield piece
+            stats.eos = row.eos
             tail = decoder.flush()
             if tail:
                 yield tail
-            if failure:
-                raise failure[0]
         finally:
-            halt.set()
-            job.result()
+            row.halt.set()

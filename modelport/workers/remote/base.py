@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any, ClassVar
 
-from modelport.core.capabilities import Capabilities
+from modelport.core.capabilities import SAMPLING_FIELDS, Capabilities
 from modelport.core.errors import BadRequestError
 from modelport.core.request import EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import ChatWorker, EmbeddingWorker
@@ -27,6 +27,7 @@ REMOTE_CAPABILITIES = Capabilities(
     vision=True,
     logprobs=True,
     reasoning=True,
+    sampling=SAMPLING_FIELDS,
 )
 
 
@@ -44,6 +45,13 @@ def capabilities_from(base: Capabilities, overrides: Mapping[str, Any] | None) -
         raise BadRequestError(f"unknown capabilities {unknown}; known: {sorted(known)}", param="capabilities")
     values = {f.name: getattr(base, f.name) for f in fields(Capabilities)}
     values.update(overrides)
+    if not isinstance(values["sampling"], frozenset):
+        values["sampling"] = frozenset(values["sampling"] or ())
+    unknown = sorted(values["sampling"] - SAMPLING_FIELDS)
+    if unknown:
+        raise BadRequestError(
+            f"unknown sampling fields {unknown}; known: {sorted(SAMPLING_FIELDS)}", param="capabilities"
+        )
     return Capabilities(**values)
 
 

@@ -83,6 +83,13 @@ def request_options(request: ChatRequest, *, max_tokens_field: str = "max_tokens
         "logprobs": True if request.logprobs else None,
         "top_logprobs": request.top_logprobs if request.logprobs else None,
         "response_format": request.response_format.to_dict() if request.response_format else None,
+        # Passed through as set: the upstream applies them, or refuses them itself.
+        "frequency_penalty": request.frequency_penalty,
+        "presence_penalty": request.presence_penalty,
+        "repetition_penalty": request.repetition_penalty,
+        "top_k": request.top_k,
+        "min_p": request.min_p,
+        "logit_bias": {str(k): v for k, v in request.logit_bias.items()} if request.logit_bias else None,
     }
     options = {k: v for k, v in optional.items() if v is not None}
     if request.tools:

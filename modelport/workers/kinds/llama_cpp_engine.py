@@ -1,0 +1,334 @@
+"""Continuous batching for the ``llama-cpp`` kind: many sequences in one llama.cpp context.
+
+One owner thread per loaded model runs every llama.cpp call on a context of its own, which
+shares the loaded weights and keeps a separate KV cache for each of ``n_parallel`` sequences
+(per-sequence KV keeps a greedy answer the same alone and in a batch). Each step builds one
+batch: one token for every generating sequence, then chunks of waiting prompts up to the
+``n_batch`` token budget, so a long prompt never stalls the other streams for its whole length.
+Requests queue in the engine until a sequence is free; a cancelled request leaves the batch
+within one step and its KV cells are cleared.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelport.core.errors import ModelPortError
+from modelport.core.events import TokenLogprob
+from modelport.workers.kinds.llama_cpp_sampling import SamplingSpec, SequenceSampler
+
+__all__ = ["EngineStats", "Job", "LlamaBatchEngine"]
+
+logger = logging.getLogger("modelport.llama_cpp")
+
+
+class EngineError(ModelPortError):
+    """llama.cpp failed to decode a batch."""
+
+
+@dataclass(slots=True)
+class _End:
+    eos: bool
+    error: BaseException | None = None
+
+
+class Job:
+    """One sequence's request, handed between a consumer thread and the engine thread.
+
+    Args:
+        prompt: Prompt token ids.
+        max_new_tokens: Tokens to generate at most.
+        spec: How to sample.
+    """
+
+    def __init__(self, prompt: list[int], max_new_tokens: int, spec: SamplingSpec) -> None:
+        self.prompt = prompt
+        self.max_new_tokens = max_new_tokens
+        self.spec = spec
+        self._out: queue.SimpleQueue[tuple[int, TokenLogprob | None] | _End] = queue.SimpleQueue()
+        self.cancelled = threading.Event()
+        self.queued_at = time.monotonic()
+        self._wake: Callable[[], None] = lambda: None
+
+    def cancel(self) -> None:
+        """Asks the engine to drop this sequence; it does within one step."""
+        if not self.cancelled.is_set():
+            self.cancelled.set()
+            self._wake()
+
+    def results(self, halt: threading.Event, poll: float = 0.05) -> Iterator[tuple[int, TokenLogprob | None]]:
+        """Yields ``(token, logprob)`` as the engine samples them; returns True at end of sequence.
+
+        Stops (and cancels the job) as soon as ``halt`` is set, even while still queued.
+        """
+        while True:
+            try:
+                item = self._out.get(timeout=poll)
+            except queue.Empty:
+                if halt.is_set():
+                    self.cancel()
+                    return
+                continue
+            if isinstance(item, _End):
+                self.eos = item.eos
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+    eos: bool = False
+
+    def _put(self, item: tuple[int, TokenLogprob | None] | _End) -> None:
+        self._out.put(item)
+
+
+@dataclass(slots=True)
+class _Sequence:
+    job: Job
+    seq_id: int
+    sampler: SequenceSampler
+    fed: int = 0  # prompt tokens already in the KV cache
+    generated: int = 0
+    next_token: int | None = None  # sampled, not yet decoded
+
+
+@dataclass(slots=True)
+class EngineStats:
+    """What the engine has done, for metrics and benchmarks."""
+
+    steps: int = 0
+    batched_tokens: int = 0
+    running: int = 0
+    waiting: int = 0
+    batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
+
+
+class LlamaBatchEngine:
+    """Runs up to ``n_parallel`` sequences at once on one model.
+
+    Args:
+        llm: The loaded ``llama_cpp.Llama``; its weights are shared, its context is not used.
+        n_parallel: Sequences decoded together.
+        n_ctx: Context of one sequence (prompt plus answer).
+        n_batch: Token budget of one step (generating sequences first, then prompt chunks).
+        n_threads: Threads for single-token steps.
+        n_threads_batch: Threads for steps of several tokens.
+        piece: Token id to text, for log probabilities.
+    """
+
+    def __init__(
+        self,
+        llm: Any,
+        *,
+        n_parallel: int,
+        n_ctx: int,
+        n_batch: int,
+        n_threads: int,
+        n_threads_batch: int,
+        piece: Callable[[int], str],
+    ) -> None:
+        import llama_cpp
+
+        self._lib = llama_cpp
+        self.n_parallel = n_parallel
+        self.n_ctx = n_ctx
+        self.n_batch = max(n_batch, n_parallel)
+        self._piece = piece
+        self._vocab = llm._model.vocab
+        self._n_vocab = int(llm.n_vocab())
+        params = llama_cpp.llama_context_params.from_buffer_copy(llm.context_params)
+        params.n_ctx = n_parallel * n_ctx
+        params.n_seq_max = n_parallel
+        params.kv_unified = False
+        params.n_batch = params.n_ubatch = self.n_batch
+        params.n_threads, params.n_threads_batch = n_threads, n_threads_batch
+        params.embeddings = False
+        params.no_perf = True
+        self._ctx = llama_cpp.llama_init_from_model(llm._model.model, params)
+        if not self._ctx:
+            raise EngineError(f"llama.cpp could not create a context of {n_parallel} x {n_ctx} tokens")
+        self._mem = llama_cpp.llama_get_memory(self._ctx)
+        # Each sequence's context as llama.cpp rounded it (to a multiple of 256).
+        self.n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(self._ctx))
+        self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
+        self._free = list(range(n_parallel))
+        self._active: list[_Sequence] = []
+        self._inbox: collections.deque[Job] = collections.deque()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self.stats = EngineStats()
+        self._thread = threading.Thread(target=self._run, name="modelport-llama-engine", daemon=True)
+        self._thread.start()
+
+    def submit(self, prompt: list[int], max_new_tokens: int, spec: SamplingSpec) -> Job:
+        """Queues a sequence; read its tokens with ``Job.results``."""
+        job = Job(prompt, max_new_tokens, spec)
+        job._wake = self._wake
+        with self._cond:
+            if self._stopping:
+                raise EngineError("the model is closing")
+            self._inbox.append(job)
+            self.stats.waiting = len(self._inbox)
+            self._cond.notify()
+        return job
+
+    def kv_bytes(self) -> int:
+        """Bytes of KV cache the context holds (llama.cpp's state size with no tokens cached)."""
+        return int(self.n_parallel * self.n_ctx_seq * self.kv_bytes_per_token())
+
+    def kv_bytes_per_token(self) -> int:
+        """Bytes one cached token takes: K and V of every layer, in the cache's type."""
+        lib = self._lib
+        model = lib.llama_get_model(self._ctx)
+        layers = int(lib.llama_model_n_layer(model))
+        heads = int(lib.llama_model_n_head_kv(model)) if hasattr(lib, "llama_model_n_head_kv") else 0
+        embd = int(lib.llama_model_n_embd(model))
+        head_dim = embd // max(int(lib.llama_model_n_head(model)), 1)
+        return 2 * layers * heads * head_dim * 2  # f16 K and V
+
+    def close(self) -> None:
+        """Stops the engine thread, fails what is still queued or running, and frees the context."""
+        with self._cond:
+            if self._stopping:
+                return
+            self._stopping = True
+            self._cond.notify()
+        self._thread.join()
+        lib = self._lib
+        lib.llama_batch_free(self._batch)
+        lib.llama_free(self._ctx)
+        self._ctx = None
+
+    # -- the engine thread ----------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._cond.notify()
+
+    def _run(self) -> None:
+        try:
+            while self._step():
+                pass
+        except BaseException as error:
+            logger.exception("the llama.cpp engine stopped")
+            self._fail_all(error)
+        finally:
+            closing = EngineError("the model was closed")
+            self._fail_all(closing)
+
+    def _fail_all(self, error: BaseException) -> None:
+        with self._cond:
+            jobs = list(self._inbox)
+            self._inbox.clear()
+        for sequence in list(self._active):
+            self._release(sequence, _End(False, error))
+        for job in jobs:
+            job._put(_End(False, error))
+
+    def _step(self) -> bool:
+        with self._cond:
+            while not self._stopping and not self._active and not self._inbox:
+                self._cond.wait()
+            if self._stopping:
+                return False
+            self._admit()
+        for sequence in [s for s in self._active if s.job.cancelled.is_set()]:
+            self._release(sequence, _End(False))
+        # One decode for every generating sequence (one token each), then each prompt chunk in a
+        # call of its own. llama.cpp splits a mixed batch into equal-length pieces per sequence,
+        # which would cut prompts differently from a solo run and change their numerics; kept
+        # apart, every sequence computes exactly what it would alone.
+        generating: list[_Sequence] = []
+        items: list[tuple[int, int, int, bool]] = []
+        for sequence in self._active:
+            if sequence.next_token is not None:
+                position = len(sequence.job.prompt) + sequence.generated - 1
+                items.append((sequence.next_token, position, sequence.seq_id, True))
+                generating.append(sequence)
+                sequence.next_token = None
+        if generating and self._decode(items, generating):
+            for row, sequence in enumerate(generating):
+                self._sample(sequence, row)
+        budget = self.n_batch - len(generating)
+        for sequence in [s for s in self._active if s.fed < len(s.job.prompt)]:
+            if budget <= 0:
+                break
+            prompt = sequence.job.prompt
+            # Chunks start at multiples of n_batch, whatever else runs: the same cuts as alone.
+            end = min(len(prompt), (sequence.fed // self.n_batch + 1) * self.n_batch)
+            items = [(prompt[i], i, sequence.seq_id, i == len(prompt) - 1) for i in range(sequence.fed, end)]
+            budget -= len(items)
+            sequence.fed = end
+            if self._decode(items, [sequence]) and end == len(prompt):
+                self._sample(sequence, len(items) - 1)
+        return True
+
+    def _decode(self, items: list[tuple[int, int, int, bool]], sequences: list[_Sequence]) -> bool:
+        """Decodes ``(token, position, sequence, wants logits)`` items; on failure ends ``sequences``."""
+        batch = self._batch
+        for n, (token, pos, seq_id, logits) in enumerate(items):
+            batch.token[n] = token
+            batch.pos[n] = pos
+            batch.n_seq_id[n] = 1
+            batch.seq_id[n][0] = seq_id
+            batch.logits[n] = logits
+        batch.n_tokens = len(items)
+        code = int(self._lib.llama_decode(self._ctx, batch))
+        if code != 0:
+            failure = EngineError(f"llama.cpp could not decode a batch (code {code})")
+            for sequence in sequences:
+                self._release(sequence, _End(False, failure))
+            return False
+        self.stats.steps += 1
+        self.stats.batched_tokens += len(items)
+        self.stats.batch_sizes[len(sequences)] += 1
+        return True
+
+    def _admit(self) -> None:
+        """Moves queued jobs onto free sequences (caller holds the lock)."""
+        while self._inbox and self._free:
+            job = self._inbox.popleft()
+            if job.cancelled.is_set():
+                job._put(_End(False))
+                continue
+            seq_id = self._free.pop(0)
+            sampler = SequenceSampler(self._lib, self._vocab, self._n_vocab, job.spec, self._piece, self.n_ctx_seq)
+            self._active.append(_Sequence(job, seq_id, sampler))
+        self.stats.waiting = len(self._inbox)
+        self.stats.running = len(self._active)
+
+    def _sample(self, sequence: _Sequence, row: int) -> None:
+        job = sequence.job
+        try:
+            token, logprob = sequence.sampler.sample(self._ctx, row)
+        except BaseException as error:  # noqa: BLE001 - handed to this request's consumer
+            self._release(sequence, _End(False, error))
+            return
+        if self._lib.llama_vocab_is_eog(self._vocab, token):
+            self._release(sequence, _End(True))
+            return
+        sequence.generated += 1
+        job._put((token, logprob))
+        if sequence.generated >= job.max_new_tokens or job.cancelled.is_set():
+            self._release(sequence, _End(False))
+        else:
+            sequence.next_token = token
+
+    def _release(self, sequence: _Sequence, end: _End) -> None:
+        """Ends a sequence: clears its KV cells, frees its samplers, and tells its consumer."""
+        if sequence in self._active:
+            self._active.remove(sequence)
+            self._lib.llama_memory_seq_rm(self._mem, sequence.seq_id, -1, -1)
+            sequence.sampler.close()
+            with self._cond:
+                self._free.append(sequence.seq_id)
+                self._free.sort()
+                self.stats.running = len(self._active)
+        sequence.job._put(end)

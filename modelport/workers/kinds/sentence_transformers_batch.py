@@ -1,0 +1,111 @@
+"""Dynamic batching for the ``sentence-transformers`` kind.
+
+Concurrent ``embed`` calls are merged into one ``encode`` call on one owner thread: a batch is
+flushed once it holds ``max_batch_texts`` texts, or ``batch_wait_s`` after its first request
+arrived. Texts are encoded raw (no normalisation, no truncation) and each request's own options
+are applied to its slice afterwards, so requests with different ``dimensions`` or ``normalize``
+share a batch. Requests with different prompts (``input_type``) are encoded in one call per
+prompt.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from modelport.core.request import EmbeddingRequest
+
+__all__ = ["EmbeddingBatcher"]
+
+# encode(texts, prompt) -> (vectors as a 2-D array, tokens of each text)
+Encoder = Callable[[list[str], str | None], tuple[Any, list[int]]]
+
+
+class _Pending:
+    __slots__ = ("future", "prompt", "request")
+
+    def __init__(self, request: EmbeddingRequest, prompt: str | None) -> None:
+        self.request = request
+        self.prompt = prompt
+        self.future: Future[tuple[Any, int]] = Future()
+
+
+class EmbeddingBatcher:
+    """Merges concurrent embedding requests into shared ``encode`` calls.
+
+    Args:
+        encode: Encodes texts under a prompt; returns raw vectors and per-text token counts.
+        max_batch_texts: Texts in one flush at most (a larger single request runs alone).
+        batch_wait_s: How long the first request of a batch waits for others to join it.
+    """
+
+    def __init__(self, encode: Encoder, *, max_batch_texts: int, batch_wait_s: float) -> None:
+        self._encode = encode
+        self.max_batch_texts = max_batch_texts
+        self.batch_wait_s = batch_wait_s
+        self._inbox: queue.Queue[_Pending | None] = queue.Queue()
+        self.flushes: list[int] = []
+        self._thread = threading.Thread(target=self._run, name="modelport-embed", daemon=True)
+        self._thread.start()
+
+    def submit(self, request: EmbeddingRequest, prompt: str | None) -> Future[tuple[Any, int]]:
+        """Queues a request; the future holds its raw vectors and its token count."""
+        pending = _Pending(request, prompt)
+        self._inbox.put(pending)
+        return pending.future
+
+    def close(self) -> None:
+        """Stops the owner thread once the queued requests are done."""
+        self._inbox.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        carry: _Pending | None = None
+        while True:
+            first = carry or self._inbox.get()
+            carry = None
+            if first is None:
+                return
+            batch, texts = [first], len(first.request.texts)
+            deadline = time.monotonic() + self.batch_wait_s
+            stop = False
+            while texts < self.max_batch_texts:
+                try:
+                    item = self._inbox.get(timeout=max(deadline - time.monotonic(), 0.0))
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                if texts + len(item.request.texts) > self.max_batch_texts:
+                    carry = item  # starts the next batch
+                    break
+                batch.append(item)
+                texts += len(item.request.texts)
+            self._flush(batch)
+            if stop:
+                if carry is not None:
+                    self._flush([carry])
+                return
+
+    def _flush(self, batch: Sequence[_Pending]) -> None:
+        live = [p for p in batch if p.future.set_running_or_notify_cancel()]
+        self.flushes.append(sum(len(p.request.texts) for p in live))
+        for prompt in {p.prompt for p in live}:
+            group = [p for p in live if p.prompt == prompt]
+            texts = [t for p in group for t in p.request.texts]
+            try:
+                vectors, tokens = self._encode(texts, prompt)
+            except BaseException as error:  # noqa: BLE001 - each caller gets the failure
+                for p in group:
+                    p.future.set_exception(error)
+                continue
+            start = 0
+            for p in group:
+                end = start + len(p.request.texts)
+                p.future.set_result((vectors[start:end], sum(tokens[start:end])))
+                start = end

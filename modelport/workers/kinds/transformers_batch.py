@@ -1,0 +1,265 @@
+"""Batching for the ``transformers`` kind: concurrent requests share one ``generate`` call.
+
+One owner thread per loaded model gathers the requests that arrive together (up to
+``n_parallel``, within ``batch_wait_s`` of the first), left-pads their prompts and runs one
+batched ``model.generate``. Each row keeps its own sampling: a logits processor samples every
+row under that row's settings (temperature, top-k, top-p, min-p, penalties, logit bias, seed and
+an xgrammar matcher for JSON constraints) and forces the pick, so ``generate`` only carries the
+KV cache and the finished-row bookkeeping. Requests that arrive while a batch runs wait for the
+next one; a row whose request is cancelled stops at the next step.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from modelport.workers.local import GenerationParams
+
+__all__ = ["GenerateBatcher", "RowRequest"]
+
+
+@dataclass(slots=True)
+class _End:
+    eos: bool
+    error: BaseException | None = None
+
+
+class RowRequest:
+    """One request's row: its prompt, settings and token queue."""
+
+    def __init__(self, prompt: list[int], params: GenerationParams, grammar: Any) -> None:
+        self.prompt = prompt
+        self.params = params
+        self.grammar = grammar
+        self.halt = threading.Event()
+        self.out: queue.SimpleQueue[int | _End] = queue.SimpleQueue()
+        self.eos = False
+        self.done = False
+        self.generated: list[int] = []
+
+    def results(self, halt: threading.Event, poll: float = 0.05) -> Iterator[int]:
+        """Yields token ids as they are sampled; stops and cancels when ``halt`` is set."""
+        while True:
+            try:
+                item = self.out.get(timeout=poll)
+            except queue.Empty:
+                if halt.is_set():
+                    self.halt.set()
+                    return
+                continue
+            if isinstance(item, _End):
+                self.eos = item.eos
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+    def finish(self, eos: bool, error: BaseException | None = None) -> None:
+        """Ends the row (once): its consumer stops after the tokens already sent."""
+        if not self.done:
+            self.done = True
+            self.out.put(_End(eos, error))
+
+
+class _RowSampler:
+    """Samples one row's next token from its logits, under that row's settings."""
+
+    def __init__(self, torch: Any, row: RowRequest, defaults: dict[str, Any], eos_ids: set[int]) -> None:
+        self.torch = torch
+        self.row = row
+        p = row.params
+        do_sample = defaults.get("do_sample", False) if p.temperature is None else p.temperature > 0
+        self.greedy = not do_sample
+        self.temperature = p.temperature if p.temperature is not None else defaults.get("temperature") or 1.0
+        self.top_p = p.top_p if p.top_p is not None else defaults.get("top_p")
+        self.top_k = p.top_k if p.top_k is not None else defaults.get("top_k")
+        self.min_p = p.min_p
+        self.generator = torch.Generator()
+        self.generator.manual_seed(p.seed if p.seed is not None else int(time.time_ns() & 0x7FFFFFFF))
+        self.eos_ids = eos_ids
+        self.matcher: Any = None
+        self.bitmask: Any = None
+        if row.grammar is not None:
+            import xgrammar as xgr
+
+            self.matcher = xgr.GrammarMatcher(row.grammar)
+            self.bitmask = xgr.allocate_token_bitmask(1, row.grammar.tokenizer_info.vocab_size)
+
+    def pick(self, logits: Any) -> int:
+        torch, p = self.torch, self.row.params
+        scores = logits.float().clone()
+        history = self.row.generated
+        if p.repetition_penalty is not None and p.repetition_penalty != 1.0:
+            seen = torch.tensor(sorted(set(self.row.prompt) | set(history)), dtype=torch.long)
+            picked = scores[seen]
+            scores[seen] = torch.where(picked < 0, picked * p.repetition_penalty, picked / p.repetition_penalty)
+        if history and (p.frequency_penalty or p.presence_penalty):
+            ids, counts = torch.unique(torch.tensor(history, dtype=torch.long), return_counts=True)
+            scores[ids] -= counts.float() * (p.frequency_penalty or 0.0) + (p.presence_penalty or 0.0)
+        for token, bias in (p.logit_bias or {}).items():
+            if token < scores.shape[0]:
+                scores[token] += bias
+        if self.matcher is not None:
+            import xgrammar as xgr
+
+            self.matcher.fill_next_token_bitmask(self.bitmask)
+            view = scores[: self.bitmask.shape[1] * 32].unsqueeze(0)
+            xgr.apply_token_bitmask_inplace(view, self.bitmask)
+        token = int(torch.argmax(scores)) if self.greedy else self._draw(scores)
+        if self.matcher is not None:
+            self.matcher.accept_token(token)
+        return token
+
+    def _draw(self, scores: Any) -> int:
+        torch = self.torch
+        scores = scores / max(self.temperature, 1e-5)
+        if self.top_k:
+            kth = torch.topk(scores, min(int(self.top_k), scores.shape[0])).values[-1]
+            scores[scores < kth] = float("-inf")
+        probs = torch.softmax(scores, dim=-1)
+        if self.top_p is not None and self.top_p < 1.0:
+            sorted_probs, order = torch.sort(probs, descending=True)
+            cumulative = torch.cumsum(sorted_probs, dim=-1)
+            drop = cumulative - sorted_probs > self.top_p
+            probs[order[drop]] = 0.0
+        if self.min_p:
+            probs[probs < self.min_p * probs.max()] = 0.0
+        return int(torch.multinomial(probs / probs.sum(), 1, generator=self.generator))
+
+
+class GenerateBatcher:
+    """Runs ``model.generate`` over batches of concurrent requests on one owner thread.
+
+    Args:
+        model: The loaded causal LM.
+        pad_id: Token used to left-pad prompts.
+        eos_ids: Tokens that end an answer.
+        n_parallel: Rows in one batch at most.
+        batch_wait_s: How long the first request of a batch waits for others to join it.
+    """
+
+    def __init__(self, model: Any, *, pad_id: int, eos_ids: set[int], n_parallel: int, batch_wait_s: float) -> None:
+        import torch
+
+        self._torch = torch
+        self._model = model
+        self._pad = pad_id
+        self._eos = eos_ids
+        self.n_parallel = n_parallel
+        self.batch_wait_s = batch_wait_s
+        self._inbox: queue.Queue[RowRequest | None] = queue.Queue()
+        self.batch_sizes: list[int] = []
+        defaults = model.generation_config
+        self._defaults = {
+            "do_sample": bool(getattr(defaults, "do_sample", False)),
+            "temperature": getattr(defaults, "temperature", None),
+            "top_p": getattr(defaults, "top_p", None),
+            "top_k": getattr(defaults, "top_k", None),
+        }
+        self._thread = threading.Thread(target=self._run, name="modelport-transformers", daemon=True)
+        self._thread.start()
+
+    def submit(self, prompt: list[int], params: GenerationParams, grammar: Any = None) -> RowRequest:
+        """Queues one request; read its tokens with ``RowRequest.results``."""
+        row = RowRequest(prompt, params, grammar)
+        self._inbox.put(row)
+        return row
+
+    def close(self) -> None:
+        """Stops the owner thread after its current batch."""
+        self._inbox.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            first = self._inbox.get()
+            if first is None:
+                return
+            rows = [first]
+            deadline = time.monotonic() + self.batch_wait_s
+            stop = False
+            while len(rows) < self.n_parallel:
+                try:
+                    item = self._inbox.get(timeout=max(deadline - time.monotonic(), 0.0))
+                except queue.Empty:
+                    break
+                if item is None:
+                    stop = True
+                    break
+                rows.append(item)
+            for row in [r for r in rows if r.halt.is_set()]:
+                row.finish(False)
+            rows = [r for r in rows if not r.done]
+            if rows:
+                try:
+                    self._generate(rows)
+                except BaseException as error:  # noqa: BLE001 - every row's consumer gets it
+                    for row in rows:
+                        row.finish(False, error)
+            if stop:
+                return
+
+    def _generate(self, rows: list[RowRequest]) -> None:
+        from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+
+        torch = self._torch
+        self.batch_sizes.append(len(rows))
+        width = max(len(r.prompt) for r in rows)
+        ids = torch.full((len(rows), width), self._pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            ids[i, width - len(row.prompt) :] = torch.tensor(row.prompt, dtype=torch.long)
+            mask[i, width - len(row.prompt) :] = 1
+        samplers = [_RowSampler(torch, row, self._defaults, self._eos) for row in rows]
+        deliver: Callable[[RowRequest, int], None] = self._deliver
+
+        class _Pick(LogitsProcessor):  # type: ignore[misc]
+            # Samples every live row its own way, then leaves only that token standing.
+            def __call__(self, input_ids: Any, scores: Any) -> Any:
+                forced = torch.full_like(scores, float("-inf"))
+                for i, (row, sampler) in enumerate(zip(rows, samplers, strict=True)):
+                    if row.done or row.halt.is_set():
+                        row.finish(False)
+                        forced[i, self_pad] = 0.0
+                        continue
+                    token = sampler.pick(scores[i])
+                    forced[i, token] = 0.0
+                    deliver(row, token)
+                return forced
+
+        self_pad = self._pad
+
+        class _Done(StoppingCriteria):  # type: ignore[misc]
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return torch.tensor([row.done or row.halt.is_set() for row in rows], dtype=torch.bool)
+
+        with torch.inference_mode():
+            self._model.generate(
+                ids,
+                attention_mask=mask,
+                max_new_tokens=max(r.params.max_new_tokens for r in rows),
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                logits_processor=LogitsProcessorList([_Pick()]),
+                stopping_criteria=StoppingCriteriaList([_Done()]),
+                pad_token_id=self._pad,
+                eos_token_id=None,
+            )
+        for row in rows:
+            row.finish(False)
+
+    def _deliver(self, row: RowRequest, token: int) -> None:
+        if token in self._eos:
+            row.finish(True)
+            return
+        row.generated.append(token)
+        row.out.put(token)
+        if len(row.generated) >= row.params.max_new_tokens:
+            row.finish(False)
