@@ -1,15 +1,24 @@
-"""modelport serve against llama-cpp-python's own server, side by side in one run.
+"""modelport serve against llama.cpp's servers, side by side in one run.
 
-1. Streaming on the built-in GGUF (SmolLM2-135M Q4_1): ``python -m llama_cpp.server`` and
-   ``modelport serve`` each run in their own process, one after the other, with the same
-   llama.cpp settings. For 1, 4 and 8 concurrent streams: aggregate tokens/s, time to first
-   token (p50/p99) and failed requests (an HTTP error, an error event, or a stream with no text).
+1. Streaming on the built-in GGUF (SmolLM2-135M Q4_1), each server in its own process, all with
+   the same thread settings (1 thread for single-token steps, every core for batches):
+   ``modelport serve`` (batching, ``n_parallel: 8``), ``modelport serve`` with ``n_parallel: 1``
+   (one request at a time), ``python -m llama_cpp.server``, and llama.cpp's own C++
+   ``llama-server -np 8`` when ``--llama-server PATH`` (or ``LLAMA_SERVER``) names a binary.
+   For 1, 2, 4, 8 and 16 concurrent streams, in interleaved rounds: aggregate tokens/s, time to
+   first token (p50/p99) and failed requests (an HTTP error, an error event, or a stream with no
+   text), plus each server's peak RSS. ``--plot FILE`` draws tokens/s and TTFT against streams.
 2. Server overhead: one stream through ``modelport serve`` against the in-process worker
    (tokens/s ratio, TTFT difference).
 3. Request rate: ``modelport serve`` with a ``fake`` model, 16 concurrent keep-alive clients
    sending non-streaming chat completions.
 
-    python benchmarks/bench_server.py [--tokens 128] [--seconds 10]
+    python benchmarks/bench_server.py [--tokens 128] [--seconds 10] [--rounds 3]
+        [--levels 1,2,4,8,16] [--llama-server PATH] [--plot benchmarks/server_scaling.png]
+
+Build ``llama-server`` once from ``vendor/llama.cpp`` in llama-cpp-python's sdist:
+``cmake -B build -DLLAMA_CURL=OFF && cmake --build build --target llama-server -j2``
+(20-25 minutes on two cores).
 """
 
 from __future__ import annotations
@@ -24,8 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,8 +58,11 @@ PROMPTS = [
     "Write a short history of bread.",
 ]
 N_CTX = 4096
-# Both servers keep llama.cpp's default thread count (half the cores): on two cores that leaves
-# one core for the HTTP layer and the load generator, as a real deployment would.
+N_PARALLEL = 8
+# Every server runs with llama-cpp-python's defaults: half the cores for single-token steps
+# (leaving one for the HTTP layer and the load generator), every core for batched steps.
+THREADS = max(os.cpu_count() or 2, 2) // 2
+THREADS_BATCH = os.cpu_count() or 2
 
 
 def free_port() -> int:
@@ -60,7 +72,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def process(args: list[str], url: str) -> Iterator[None]:
+def process(args: list[str], url: str) -> Iterator[subprocess.Popen[bytes]]:
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -77,7 +89,7 @@ def process(args: list[str], url: str) -> Iterator[None]:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{args[:4]} did not start")
             time.sleep(0.2)
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -88,24 +100,45 @@ def process(args: list[str], url: str) -> Iterator[None]:
 
 
 @contextmanager
-def llama_cpp_server() -> Iterator[tuple[str, str]]:
+def llama_cpp_server() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
     port = free_port()
-    model = {"model": str(resolve_path(GGUF)), "model_alias": "smollm2", "n_ctx": N_CTX}
+    model = {
+        "model": str(resolve_path(GGUF)),
+        "model_alias": "smollm2",
+        "n_ctx": N_CTX,
+        "n_threads": THREADS,
+        "n_threads_batch": THREADS_BATCH,
+    }
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder, "config.json")
         config.write_text(json.dumps({"host": "127.0.0.1", "port": port, "models": [model]}))
         url = f"http://127.0.0.1:{port}/v1"
-        with process([sys.executable, "-m", "llama_cpp.server", "--config_file", str(config)], url):
-            yield url, "smollm2"
+        with process([sys.executable, "-m", "llama_cpp.server", "--config_file", str(config)], url) as proc:
+            yield url, "smollm2", proc
 
 
-def modelport_config(folder: str) -> Path:
+def llama_server(binary: str) -> Callable[[], AbstractContextManager[tuple[str, str, subprocess.Popen[bytes]]]]:
+    @contextmanager
+    def run() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+        port = free_port()
+        args = [binary, "-m", str(resolve_path(GGUF)), "-a", "smollm2", "--host", "127.0.0.1", "--port", str(port)]
+        # -c is the whole KV cache, split over the -np slots: each slot gets N_CTX, as in modelport.
+        args += ["-c", str(N_CTX * N_PARALLEL), "-np", str(N_PARALLEL), "-t", str(THREADS), "-tb", str(THREADS_BATCH)]
+        url = f"http://127.0.0.1:{port}/v1"
+        with process(args, url) as proc:
+            yield url, "smollm2", proc
+
+    return run
+
+
+def modelport_config(folder: str, n_parallel: int = N_PARALLEL) -> Path:
     config = Path(folder, "models.yaml")
     config.write_text(
         "models:\n"
         "  - name: smollm2\n"
         "    kind: llama-cpp\n"
-        f"    params: {{model_path: '{GGUF}', n_ctx: {N_CTX}}}\n"
+        f"    params: {{model_path: '{GGUF}', n_ctx: {N_CTX}, n_parallel: {n_parallel},"
+        f" n_threads: {THREADS}, n_threads_batch: {THREADS_BATCH}}}\n"
         "  - name: fake\n"
         "    kind: fake\n"
         "    params: {responses: ['The answer is 42.']}\n"
@@ -113,16 +146,23 @@ def modelport_config(folder: str) -> Path:
     return config
 
 
-@contextmanager
-def modelport_server(max_concurrency: int = 8) -> Iterator[tuple[str, str]]:
-    port = free_port()
-    with tempfile.TemporaryDirectory() as folder:
-        config = modelport_config(folder)
-        args = [sys.executable, "-m", "modelport.cli", "serve", "--config", str(config), "--port", str(port)]
-        args += ["--log-level", "warning", "--max-concurrency", str(max_concurrency), "--preload"]
-        url = f"http://127.0.0.1:{port}/v1"
-        with process(args, url):
-            yield url, "smollm2"
+def modelport_server(
+    max_concurrency: int | None = None, n_parallel: int = N_PARALLEL
+) -> AbstractContextManager[tuple[str, str, subprocess.Popen[bytes]]]:
+    @contextmanager
+    def run() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+        port = free_port()
+        with tempfile.TemporaryDirectory() as folder:
+            config = modelport_config(folder, n_parallel)
+            args = [sys.executable, "-m", "modelport.cli", "serve", "--config", str(config), "--port", str(port)]
+            args += ["--log-level", "warning", "--preload"]
+            if max_concurrency is not None:
+                args += ["--max-concurrency", str(max_concurrency)]
+            url = f"http://127.0.0.1:{port}/v1"
+            with process(args, url) as proc:
+                yield url, "smollm2", proc
+
+    return run()
 
 
 @dataclass
@@ -196,20 +236,95 @@ async def load(url: str, model: str, concurrency: int, tokens: int) -> dict[str,
     }
 
 
-def streaming(tokens: int, levels: list[int]) -> dict[str, dict[int, dict[str, float]]]:
-    table: dict[str, dict[int, dict[str, float]]] = {}
-    for name, server in (("llama_cpp.server", llama_cpp_server), ("modelport serve", modelport_server)):
-        with server() as (url, model):
-            table[name] = {n: asyncio.run(load(url, model, n, tokens)) for n in levels}
-    print(f"\nStreaming, {tokens} tokens per request, greedy")
-    print(f"{'server':18} {'streams':>7} {'tok/s':>8} {'TTFT p50':>10} {'TTFT p99':>10} {'failed':>7}")
+def peak_rss_mb(proc: subprocess.Popen[bytes]) -> float:
+    """The process's peak resident set (VmHWM), in MB."""
+    for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+Row = dict[str, float]
+
+
+def streaming(tokens: int, levels: list[int], rounds: int, binary: str | None) -> dict[str, dict[int, list[Row]]]:
+    servers: dict[str, Callable[[], AbstractContextManager[tuple[str, str, subprocess.Popen[bytes]]]]] = {
+        f"modelport serve (n_parallel {N_PARALLEL})": lambda: modelport_server(),
+        "modelport serve (n_parallel 1)": lambda: modelport_server(n_parallel=1),
+        "llama_cpp.server": llama_cpp_server,
+    }
+    if binary:
+        servers[f"llama-server -np {N_PARALLEL}"] = llama_server(binary)
+    print(f"\nthreads: n_threads={THREADS} n_threads_batch={THREADS_BATCH} for every server; n_ctx {N_CTX} a sequence")
+    table: dict[str, dict[int, list[Row]]] = {name: {n: [] for n in levels} for name in servers}
+    rss: dict[str, float] = {}
+    with ExitStack() as stack:
+        running = {name: stack.enter_context(start()) for name, start in servers.items()}
+        for _ in range(rounds):  # interleaved: each round visits every server at every level
+            for n in levels:
+                for name, (url, model, _) in running.items():
+                    table[name][n].append(asyncio.run(load(url, model, n, tokens)))
+        rss = {name: peak_rss_mb(proc) for name, (_, _, proc) in running.items()}
+    print(f"\nStreaming, {tokens} tokens per request, greedy, {rounds} interleaved rounds: median (best)")
+    print(f"{'server':34} {'streams':>7} {'tok/s':>16} {'TTFT p50':>10} {'TTFT p99':>10} {'failed':>7}")
     for name, rows in table.items():
-        for n, row in rows.items():
+        for n, runs in rows.items():
+            rates = [r["tok_s"] for r in runs]
+            p50 = statistics.median(r["ttft_p50"] for r in runs)
+            p99 = statistics.median(r["ttft_p99"] for r in runs)
+            failed = int(sum(r["failed"] for r in runs))
             print(
-                f"{name:18} {n:7d} {row['tok_s']:8.1f} {row['ttft_p50']:8.1f}ms {row['ttft_p99']:8.1f}ms "
-                f"{int(row['failed']):4d}/{n}"
+                f"{name:34} {n:7d} {statistics.median(rates):8.1f} ({max(rates):5.1f}) {p50:8.0f}ms {p99:8.0f}ms "
+                f"{failed:4d}/{n * len(runs)}"
             )
+    print("\npeak RSS: " + ", ".join(f"{name} {mb:.0f} MB" for name, mb in rss.items()))
+    # What n_parallel adds should be its KV cache and nothing else: 23,040 bytes a token for
+    # SmolLM2 (30 layers x 3 KV heads x 64 dims x K and V x 2 bytes), per sequence of N_CTX.
+    grown = rss[f"modelport serve (n_parallel {N_PARALLEL})"] - rss["modelport serve (n_parallel 1)"]
+    expected = (N_PARALLEL - 1) * N_CTX * 23_040 / 2**20
+    print(f"RSS added by {N_PARALLEL - 1} more sequences: {grown:.0f} MB; their KV cache: {expected:.0f} MB")
+    print(f"ratio {grown / expected:.3f} (target within 10% of 1)")
+    ours = table[f"modelport serve (n_parallel {N_PARALLEL})"]
+    base = table["modelport serve (n_parallel 1)"]
+    med = lambda runs: statistics.median(r["tok_s"] for r in runs)  # noqa: E731
+    if 1 in levels and 8 in levels:
+        print(f"modelport 8 streams / its 1 stream: {med(ours[8]) / med(ours[1]):.2f}x (target >= 1.5)")
+        print(f"modelport 1 stream / n_parallel 1: {med(ours[1]) / med(base[1]):.3f} (target >= 0.97)")
+        p99 = statistics.median(r["ttft_p99"] for r in ours[8])
+        print(f"modelport TTFT p99 at 8 streams: {p99:.0f} ms (target <= 1000)")
+        if binary:
+            theirs = table[f"llama-server -np {N_PARALLEL}"]
+            print(f"modelport / llama-server at 8 streams: {med(ours[8]) / med(theirs[8]):.2f}x (target >= 0.9)")
     return table
+
+
+def plot(table: dict[str, dict[int, list[Row]]], path: str, tokens: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for name, rows in table.items():
+        levels = sorted(rows)
+        rate = [statistics.median(r["tok_s"] for r in rows[n]) for n in levels]
+        p50 = [statistics.median(r["ttft_p50"] for r in rows[n]) / 1000 for n in levels]
+        p99 = [statistics.median(r["ttft_p99"] for r in rows[n]) / 1000 for n in levels]
+        (line,) = left.plot(levels, rate, marker="o", label=name)
+        right.plot(levels, p50, marker="o", color=line.get_color(), label=f"{name} p50")
+        right.plot(levels, p99, marker="x", linestyle="--", color=line.get_color(), label=f"{name} p99")
+    left.set(xscale="log", xlabel="concurrent streams", ylabel="aggregate tokens/s", title="Throughput")
+    right.set(xscale="log", yscale="log", xlabel="concurrent streams", ylabel="seconds", title="Time to first token")
+    for ax in (left, right):
+        ax.set_xticks(sorted(next(iter(table.values()))))
+        ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.grid(True, alpha=0.3)
+    left.legend(fontsize=8)
+    right.legend(fontsize=6, ncol=2)
+    fig.suptitle(f"SmolLM2-135M Q4_1 on {os.cpu_count()} CPU cores, {tokens}-token greedy answers (medians)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot written to {path}")
 
 
 def overhead(tokens: int, rounds: int) -> None:
@@ -236,7 +351,7 @@ def overhead(tokens: int, rounds: int) -> None:
 
     local: list[tuple[float, float]] = []
     remote: list[tuple[float, float]] = []
-    with modelport_server() as (url, _):
+    with modelport_server() as (url, _, _):
         in_process("Hi"), asyncio.run(served(url, "Hi"))
         for i in range(rounds):  # interleaved, so drift hits both sides alike
             prompt = PROMPTS[i % len(PROMPTS)]
@@ -275,7 +390,7 @@ async def _hammer(host: str, port: int, body: bytes, seconds: float, counts: lis
 
 def request_rate(seconds: float, clients: int = 16) -> None:
     body = json.dumps({"model": "fake", "messages": [{"role": "user", "content": "What is the answer?"}]}).encode()
-    with modelport_server(max_concurrency=64) as (url, _):
+    with modelport_server(max_concurrency=64) as (url, _, _):
         host, port = url.removeprefix("http://").removesuffix("/v1").split(":")
 
         async def run() -> tuple[int, int]:
@@ -296,7 +411,10 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--seconds", type=float, default=10)
-    parser.add_argument("--levels", default="1,4,8")
+    parser.add_argument("--levels", default="1,2,4,8,16")
+    parser.add_argument("--stream-rounds", type=int, default=3)
+    parser.add_argument("--llama-server", default=os.environ.get("LLAMA_SERVER"), help="llama-server binary")
+    parser.add_argument("--plot", default=None, help="write a PNG of tokens/s and TTFT against streams")
     parser.add_argument("--only", choices=["streaming", "overhead", "rate"], default=None)
     args = parser.parse_args()
     if args.only in (None, "rate"):
@@ -304,7 +422,10 @@ def main() -> None:
     if args.only in (None, "overhead"):
         overhead(args.tokens, args.rounds)
     if args.only in (None, "streaming"):
-        streaming(args.tokens, [int(n) for n in args.levels.split(",")])
+        levels = [int(n) for n in args.levels.split(",")]
+        table = streaming(args.tokens, levels, args.stream_rounds, args.llama_server)
+        if args.plot:
+            plot(table, args.plot, args.tokens)
 
 
 if __name__ == "__main__":

@@ -135,3 +135,19 @@ async def test_runnable_usage_adds_up_every_model_call_inside() -> None:
     assert (result.usage.prompt_tokens, result.usage.completion_tokens) == (2, 3 + 6)
     again = await Accumulator.acollect(worker.astream(ChatRequest([UserMessage("go")])))
     assert again.usage.prompt_tokens == 2 and again.usage.completion_tokens == 9
+
+
+def test_sampling_fields_reach_the_worker() -> None:
+    worker = FakeChatWorker(["ok"])
+    llm = ChatModelPort(worker=worker, presence_penalty=0.5, logit_bias={7: -100.0}, top_k=5)
+    llm.invoke("hi", frequency_penalty=1.0, min_p=0.1)
+    request = worker.requests[-1]
+    assert (request.presence_penalty, request.frequency_penalty, request.top_k, request.min_p) == (0.5, 1.0, 5, 0.1)
+    assert request.logit_bias == {7: -100.0}
+
+
+def test_a_penalty_changes_a_local_models_loop() -> None:
+    loop = "Repeat the word 'apple' fifty times, separated by spaces."
+    plain = ChatModelPort(model="smollm2-135m", temperature=0, max_tokens=40).invoke(loop).content
+    penalised = ChatModelPort(model="smollm2-135m", temperature=0, max_tokens=40, presence_penalty=2.0).invoke(loop)
+    assert penalised.content != plain

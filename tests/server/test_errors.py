@@ -77,7 +77,7 @@ def test_prompt_too_long_is_context_length_exceeded(base_url: str) -> None:
     response = post(base_url, "/chat/completions", json={"model": "smollm2-135m", "messages": long})
     assert response.status_code == 400
     error = error_of(response)
-    assert error["code"] == "context_length_exceeded" and "8192" in error["message"]
+    assert error["code"] == "context_length_exceeded" and "4096" in error["message"]
 
 
 def test_max_tokens_beyond_the_context_is_400(base_url: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,13 @@ ANSWER_SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}},
 MAX_TOKENS = 200
 
 
+def invoke_all(worker: ChatWorker, requests: list[ChatRequest]) -> list[Any]:
+    # Concurrently, as users would send them: the workers batch them (8 at a time), which
+    # keeps these eval-wide checks within their share of the test run.
+    with ThreadPoolExecutor(8) as pool:
+        return list(pool.map(worker.invoke, requests))
+
+
 def tools_of(case: dict[str, Any]) -> list[ToolSpec]:
     return [ToolSpec.from_dict(t) for t in case["tools"]]
 
@@ -46,6 +54,7 @@ def test_eval_set_covers_what_it_should() -> None:
 @pytest.mark.parametrize("mode", ["required", "named"])
 def test_forced_calls_always_parse_and_validate(chat_worker: ChatWorker, mode: str) -> None:
     failures = []
+    runs = []
     for case in EVAL:
         tools = tools_of(case)
         if mode == "named" and len(tools) == 1 and case["expected"]:
@@ -57,7 +66,9 @@ def test_forced_calls_always_parse_and_validate(chat_worker: ChatWorker, mode: s
         request = ChatRequest(
             [UserMessage(case["prompt"])], tools=tools, tool_choice=choice, temperature=0, max_tokens=MAX_TOKENS
         )
-        result = chat_worker.invoke(request)
+        runs.append((case, tools, target, request))
+    results = invoke_all(chat_worker, [r for *_, r in runs])
+    for (case, tools, target, _), result in zip(runs, results, strict=True):
         try:
             assert result.finish_reason == "tool_calls", result.finish_reason
             assert len(result.tool_calls) == 1
@@ -71,6 +82,7 @@ def test_forced_calls_always_parse_and_validate(chat_worker: ChatWorker, mode: s
 
 def test_structured_output_always_validates(chat_worker: ChatWorker) -> None:
     failures = []
+    runs = []
     for case in EVAL:
         schema = case["tools"][0]["function"]["parameters"] if case["expected"] else ANSWER_SCHEMA
         if not schema.get("properties"):
@@ -81,7 +93,9 @@ def test_structured_output_always_validates(chat_worker: ChatWorker) -> None:
             temperature=0,
             max_tokens=MAX_TOKENS,
         )
-        result = chat_worker.invoke(request)
+        runs.append((case, schema, request))
+    results = invoke_all(chat_worker, [r for *_, r in runs])
+    for (case, schema, _), result in zip(runs, results, strict=True):
         try:
             jsonschema.validate(json.loads(result.text), schema)
         except (ValueError, jsonschema.ValidationError) as error:
@@ -97,9 +111,11 @@ def test_json_object_mode(chat_worker: ChatWorker) -> None:
 
 
 def test_auto_mode_never_raises(chat_worker: ChatWorker) -> None:
-    for case in EVAL[::5]:
-        request = ChatRequest([UserMessage(case["prompt"])], tools=tools_of(case), temperature=0, max_tokens=80)
-        result = chat_worker.invoke(request)
+    requests = [
+        ChatRequest([UserMessage(case["prompt"])], tools=tools_of(case), temperature=0, max_tokens=80)
+        for case in EVAL[::5]
+    ]
+    for result in invoke_all(chat_worker, requests):
         assert result.text or result.tool_calls
 
 

@@ -26,7 +26,19 @@ from modelport.workers import ChatWorker, ModelRegistry, default_registry
 
 __all__ = ["ChatModelPort"]
 
-_REQUEST_FIELDS = ("temperature", "top_p", "max_tokens", "seed", "n")
+_REQUEST_FIELDS = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "n",
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "repetition_penalty",
+    "top_k",
+    "min_p",
+)
 
 
 class ChatModelPort(BaseChatModel):
@@ -53,6 +65,13 @@ class ChatModelPort(BaseChatModel):
     max_tokens: int | None = None
     seed: int | None = None
     n: int = 1
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    logit_bias: dict[int, float] | None = None
+    repetition_penalty: float | None = None
+    """vLLM's and transformers' multiplicative penalty (1 is off)."""
+    top_k: int | None = None
+    min_p: float | None = None
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     timeout: float | None = None
     """Seconds a remote worker may take; local workers ignore it."""

@@ -44,7 +44,21 @@ if TYPE_CHECKING:
 __all__ = ["ModelPortLLM"]
 
 # Keyword arguments of chat() that become fields of the core request.
-_REQUEST_KEYS = ("tools", "tool_choice", "parallel_tool_calls", "response_format", "n", "logprobs", "top_logprobs")
+_REQUEST_KEYS = (
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+    "n",
+    "logprobs",
+    "top_logprobs",
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+    "repetition_penalty",
+    "top_k",
+    "min_p",
+)
 
 
 class _Folding:

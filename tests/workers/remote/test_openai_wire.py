@@ -231,6 +231,11 @@ def test_request_body_carries_every_option(worker: OpenAIWorker, upstream: Upstr
         tool_choice="get_weather",
         response_format=ResponseFormat("json_schema", schema, "answer"),
         parallel_tool_calls=False,
+        frequency_penalty=0.5,
+        presence_penalty=-0.5,
+        repetition_penalty=1.1,
+        logit_bias={50256: -100},
+        min_p=0.05,
         extra={"top_k": 3},
     )
     list(worker.stream(request))
@@ -246,6 +251,11 @@ def test_request_body_carries_every_option(worker: OpenAIWorker, upstream: Upstr
         "seed": 5,
         "parallel_tool_calls": False,
         "top_k": 3,
+        "frequency_penalty": 0.5,
+        "presence_penalty": -0.5,
+        "repetition_penalty": 1.1,
+        "logit_bias": {"50256": -100.0},
+        "min_p": 0.05,
     }
     assert {k: body[k] for k in expected} == expected
 
