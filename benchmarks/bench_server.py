@@ -155,7 +155,9 @@ def modelport_server(
         with tempfile.TemporaryDirectory() as folder:
             config = modelport_config(folder, n_parallel)
             args = [sys.executable, "-m", "modelport.cli", "serve", "--config", str(config), "--port", str(port)]
-            args += ["--log-level", "warning", "--preload"]
+            # No --preload: it would load every built-in model, and the peak RSS would count
+            # them; the first (warm-up) request loads the one measured.
+            args += ["--log-level", "warning"]
             if max_concurrency is not None:
                 args += ["--max-concurrency", str(max_concurrency)]
             url = f"http://127.0.0.1:{port}/v1"

@@ -92,6 +92,7 @@ class GenerationStats:
 
     tokens: int = 0
     eos: bool = False
+    cached_tokens: int = 0  # prompt tokens the engine did not compute again
     logprobs: list[TokenLogprob] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -248,6 +249,7 @@ class LocalChatWorker(ChatWorker):
         prompt = self._render(request)
         budget = self._budget(request, prompt)
         completion_tokens = 0
+        cached_tokens = 0
         with self._slots:
             for choice in range(request.n):
                 if cancel.is_set():
@@ -264,8 +266,9 @@ class LocalChatWorker(ChatWorker):
                 if reason is None:
                     return
                 completion_tokens += stats.tokens
+                cached_tokens = cached_tokens or stats.cached_tokens
                 last = choice == request.n - 1
-                usage = Usage(len(prompt.ids), completion_tokens) if last else None
+                usage = Usage(len(prompt.ids), completion_tokens, cached_tokens=cached_tokens) if last else None
                 yield Finish(reason, usage, choice)
 
     def _one_choice(

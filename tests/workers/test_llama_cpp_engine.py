@@ -12,6 +12,7 @@ import jsonschema
 import pytest
 
 from modelport.core import (
+    AssistantMessage,
     BadRequestError,
     ChatRequest,
     ContextLengthExceededError,
@@ -223,3 +224,19 @@ def test_context_overflow_error_names_max_tokens(small_window: LlamaCppWorker) -
         assert info.value.param == "messages"
     finally:
         small_window.context_overflow = "clamp"
+
+
+def test_a_cached_prompt_prefix_is_reused_without_changing_the_answer(llama_worker: ChatWorker) -> None:
+    question = "Tell me about lighthouses and the people who kept them."
+    first = llama_worker.invoke(greedy(question, max_tokens=32))
+    again = llama_worker.invoke(greedy(question, max_tokens=32))
+    assert again.text == first.text
+    # Every prompt token but the last came from the cache (the last is decoded for its logits).
+    assert again.usage.cached_tokens == again.usage.prompt_tokens - 1
+    # A longer conversation that starts with the same prompt reuses that prefix.
+    follow = ChatRequest(
+        [SYSTEM, UserMessage(question), AssistantMessage(first.text), UserMessage("And today?")],
+        temperature=0,
+        max_tokens=16,
+    )
+    assert llama_worker.invoke(follow).usage.cached_tokens >= first.usage.prompt_tokens - 1

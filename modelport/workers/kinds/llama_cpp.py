@@ -183,6 +183,7 @@ class LlamaCppWorker(LocalChatWorker):
                 if piece:
                     yield piece
             stats.eos = job.eos
+            stats.cached_tokens = job.cached_tokens
             tail = decoder.flush()
             if tail:
                 yield tail

@@ -6,7 +6,13 @@ shares the loaded weights and keeps a separate KV cache for each of ``n_parallel
 batch: one token for every generating sequence, then chunks of waiting prompts up to the
 ``n_batch`` token budget, so a long prompt never stalls the other streams for its whole length.
 Requests queue in the engine until a sequence is free; a cancelled request leaves the batch
-within one step and its KV cells are cleared.
+within one step.
+
+A finished sequence keeps its KV cells. A new request takes the free sequence whose cached
+tokens share the longest prefix with its prompt, drops the cells past that prefix, and decodes
+only the rest (at least the last prompt token, for its logits). llama.cpp computes each token's
+row the same whether a prompt is decoded whole or in pieces, so a reused prefix changes nothing
+in the answer: a greedy answer never depends on what ran before it.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ class Job:
         self._out: queue.SimpleQueue[tuple[int, TokenLogprob | None] | _End] = queue.SimpleQueue()
         self.cancelled = threading.Event()
         self.queued_at = time.monotonic()
+        self.cached_tokens = 0  # prompt tokens whose KV cells were reused
         self._wake: Callable[[], None] = lambda: None
 
     def cancel(self) -> None:
@@ -97,6 +104,7 @@ class _Sequence:
     fed: int = 0  # prompt tokens already in the KV cache
     generated: int = 0
     next_token: int | None = None  # sampled, not yet decoded
+    kv: list[int] = field(default_factory=list)  # the tokens whose cells this sequence holds
 
 
 @dataclass(slots=True)
@@ -105,6 +113,7 @@ class EngineStats:
 
     steps: int = 0
     batched_tokens: int = 0
+    cached_tokens: int = 0
     running: int = 0
     waiting: int = 0
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
@@ -159,6 +168,10 @@ class LlamaBatchEngine:
         self.n_ctx_seq = int(llama_cpp.llama_n_ctx_seq(self._ctx))
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, 1)
         self._free = list(range(n_parallel))
+        # What each sequence's KV cells hold, and when it was last used (for reuse and eviction).
+        self._cached: dict[int, list[int]] = {i: [] for i in range(n_parallel)}
+        self._used_at: dict[int, int] = dict.fromkeys(range(n_parallel), 0)
+        self._admitted = 0
         self._active: list[_Sequence] = []
         self._inbox: collections.deque[Job] = collections.deque()
         self._cond = threading.Condition()
@@ -252,6 +265,7 @@ class LlamaBatchEngine:
                 position = len(sequence.job.prompt) + sequence.generated - 1
                 items.append((sequence.next_token, position, sequence.seq_id, True))
                 generating.append(sequence)
+                sequence.kv.append(sequence.next_token)
                 sequence.next_token = None
         if generating and self._decode(items, generating):
             for row, sequence in enumerate(generating):
@@ -265,10 +279,29 @@ class LlamaBatchEngine:
             end = min(len(prompt), (sequence.fed // self.n_batch + 1) * self.n_batch)
             items = [(prompt[i], i, sequence.seq_id, i == len(prompt) - 1) for i in range(sequence.fed, end)]
             budget -= len(items)
+            sequence.kv.extend(prompt[sequence.fed : end])
             sequence.fed = end
             if self._decode(items, [sequence]) and end == len(prompt):
                 self._sample(sequence, len(items) - 1)
         return True
+
+    def _pick(self, prompt: list[int]) -> tuple[int, int]:
+        """Chooses a free sequence for ``prompt`` and how many of its cached tokens to keep.
+
+        The one sharing the longest cached prefix with the prompt wins; ties go to the least
+        recently used. At least the last prompt token is always left to decode.
+        """
+        best, best_len = self._free[0], -1
+        for seq_id in self._free:
+            cached = self._cached[seq_id]
+            n = 0
+            for a, b in zip(cached, prompt, strict=False):
+                if a != b:
+                    break
+                n += 1
+            if n > best_len or (n == best_len and self._used_at[seq_id] < self._used_at[best]):
+                best, best_len = seq_id, n
+        return best, min(best_len, len(prompt) - 1)
 
     def _decode(self, items: list[tuple[int, int, int, bool]], sequences: list[_Sequence]) -> bool:
         """Decodes ``(token, position, sequence, wants logits)`` items; on failure ends ``sequences``."""
@@ -284,6 +317,7 @@ class LlamaBatchEngine:
         if code != 0:
             failure = EngineError(f"llama.cpp could not decode a batch (code {code})")
             for sequence in sequences:
+                sequence.kv.clear()  # what the failed call left in the cells is unknown
                 self._release(sequence, _End(False, failure))
             return False
         self.stats.steps += 1
@@ -298,9 +332,18 @@ class LlamaBatchEngine:
             if job.cancelled.is_set():
                 job._put(_End(False))
                 continue
-            seq_id = self._free.pop(0)
+            seq_id, reuse = self._pick(job.prompt)
+            self._free.remove(seq_id)
+            self._admitted += 1
+            self._used_at[seq_id] = self._admitted
+            # Keep exactly the prompt's first ``reuse`` tokens; the last prompt token is always
+            # decoded again, since its logits pick the first answer token.
+            self._lib.llama_memory_seq_rm(self._mem, seq_id, reuse, -1)
+            self._cached[seq_id] = []
             sampler = SequenceSampler(self._lib, self._vocab, self._n_vocab, job.spec, self._piece, self.n_ctx_seq)
-            self._active.append(_Sequence(job, seq_id, sampler))
+            self._active.append(_Sequence(job, seq_id, sampler, fed=reuse, kv=job.prompt[:reuse]))
+            job.cached_tokens = reuse
+            self.stats.cached_tokens += reuse
         self.stats.waiting = len(self._inbox)
         self.stats.running = len(self._active)
 
@@ -322,10 +365,12 @@ class LlamaBatchEngine:
             sequence.next_token = token
 
     def _release(self, sequence: _Sequence, end: _End) -> None:
-        """Ends a sequence: clears its KV cells, frees its samplers, and tells its consumer."""
+        """Ends a sequence: frees its samplers and tells its consumer; its cells stay for reuse."""
         if sequence in self._active:
             self._active.remove(sequence)
-            self._lib.llama_memory_seq_rm(self._mem, sequence.seq_id, -1, -1)
+            if not sequence.kv:
+                self._lib.llama_memory_seq_rm(self._mem, sequence.seq_id, -1, -1)
+            self._cached[sequence.seq_id] = sequence.kv
             sequence.sampler.close()
             with self._cond:
                 self._free.append(sequence.seq_id)
