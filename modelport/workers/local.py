@@ -134,9 +134,9 @@ class LocalChatWorker(ChatWorker):
     Subclasses implement ``_render``, ``_generate`` and set ``max_context``.
 
     Args:
-        max_concurrency: Requests generating at once; ``None`` when the engine queues and
-            batches requests itself.
-        async_threads: Threads for the async path (``max_concurrency`` by default).
+        max_concurrency: Requests generating at once, for engines that run one at a time.
+        n_parallel: For engines that batch: requests they generate together. They queue and
+            schedule requests themselves, so no lock is taken here; sets ``parallelism``.
         tool_parser: Override the tool-call parser chosen by the model's profile.
         context_overflow: ``"clamp"`` shortens a ``max_tokens`` that does not fit after the
             prompt (the answer then ends with ``length``); ``"error"`` refuses it.
@@ -152,22 +152,30 @@ class LocalChatWorker(ChatWorker):
     def __init__(
         self,
         *,
-        max_concurrency: int | None = 1,
-        async_threads: int | None = None,
+        max_concurrency: int = 1,
+        n_parallel: int | None = None,
         tool_parser: str | None = None,
         context_overflow: Literal["clamp", "error"] = "clamp",
     ) -> None:
         if context_overflow not in ("clamp", "error"):
             raise BadRequestError("must be 'clamp' or 'error'", param="context_overflow")
+        if n_parallel is not None and (
+            isinstance(n_parallel, bool) or not isinstance(n_parallel, int) or n_parallel < 1
+        ):
+            raise BadRequestError(f"must be a positive integer, got {n_parallel!r}", param="n_parallel")
         self.context_overflow = context_overflow
-        # Engines that are not re-entrant queue requests here rather than racing on the model.
+        self.n_parallel = n_parallel
+        self.parallelism = n_parallel
+        # Engines that are not re-entrant queue requests here rather than racing on the model;
+        # batching engines queue them themselves.
         self._slots: contextlib.AbstractContextManager[Any] = (
-            contextlib.nullcontext() if max_concurrency is None else threading.Semaphore(max_concurrency)
+            contextlib.nullcontext() if n_parallel else threading.Semaphore(max_concurrency)
         )
         # Long-lived threads for the async path: a new thread per request would rebuild the
-        # engine's OpenMP thread team each time, which costs tens of milliseconds of TTFT.
+        # engine's OpenMP thread team each time, which costs tens of milliseconds of TTFT. With a
+        # batching engine these threads only wait for their request's tokens.
         self._threads = ThreadPoolExecutor(
-            max_workers=async_threads or max_concurrency or 1, thread_name_prefix="modelport-generate"
+            max_workers=n_parallel + 2 if n_parallel else max_concurrency, thread_name_prefix="modelport-generate"
         )
         self._tool_parser_override = tool_parser
         self.profile: ModelProfile = DEFAULT_PROFILE

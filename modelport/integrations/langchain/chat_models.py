@@ -21,24 +21,13 @@ from pydantic import ConfigDict, Field, model_validator
 
 from modelport.core import ChatRequest, ResponseFormat, ToolSpec
 from modelport.core.accumulator import Accumulator
+from modelport.core.capabilities import SAMPLING_FIELDS
 from modelport.integrations.langchain.messages import chunk_from_event, generation_from_choice, to_core_messages
 from modelport.workers import ChatWorker, ModelRegistry, default_registry
 
 __all__ = ["ChatModelPort"]
 
-_REQUEST_FIELDS = (
-    "temperature",
-    "top_p",
-    "max_tokens",
-    "seed",
-    "n",
-    "frequency_penalty",
-    "presence_penalty",
-    "logit_bias",
-    "repetition_penalty",
-    "top_k",
-    "min_p",
-)
+_REQUEST_FIELDS = ("temperature", "top_p", "max_tokens", "seed", "n", *sorted(SAMPLING_FIELDS))
 
 
 class ChatModelPort(BaseChatModel):

@@ -35,6 +35,7 @@ from modelport.core import (
     ToolSpec,
     content_text,
 )
+from modelport.core.capabilities import SAMPLING_FIELDS
 from modelport.integrations.llama_index.messages import assistant_message, to_core_messages, tool_selections
 from modelport.workers import ChatWorker, ModelRegistry, default_registry
 
@@ -52,12 +53,7 @@ _REQUEST_KEYS = (
     "n",
     "logprobs",
     "top_logprobs",
-    "frequency_penalty",
-    "presence_penalty",
-    "logit_bias",
-    "repetition_penalty",
-    "top_k",
-    "min_p",
+    *sorted(SAMPLING_FIELDS),
 )
 
 

@@ -71,16 +71,7 @@ class LlamaCppWorker(LocalChatWorker):
         verbose: bool = False,
         **llama_kwargs: Any,
     ) -> None:
-        if not isinstance(n_parallel, int) or n_parallel < 1:
-            raise BadRequestError(f"must be a positive integer, got {n_parallel!r}", param="n_parallel")
-        # Requests queue in the engine, not behind a lock: the async path only needs a thread
-        # per request to wait on its tokens.
-        super().__init__(
-            max_concurrency=None,
-            async_threads=n_parallel + 2,
-            tool_parser=tool_parser,
-            context_overflow=context_overflow,
-        )
+        super().__init__(n_parallel=n_parallel, tool_parser=tool_parser, context_overflow=context_overflow)
         from llama_cpp import Llama
 
         path = resolve_path(model_path)
@@ -113,8 +104,6 @@ class LlamaCppWorker(LocalChatWorker):
             n_threads_batch=threads_batch,
             piece=self._piece_text,
         )
-        self.n_parallel = n_parallel
-        self.parallelism = n_parallel
         self.threads = (threads, threads_batch)
         # Free the contexts at interpreter exit too, while llama.cpp's module is still intact;
         # their own __del__ would run after teardown and fail noisily.

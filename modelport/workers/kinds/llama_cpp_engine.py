@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import collections
 import logging
-import queue
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from modelport.core.errors import ModelPortError
 from modelport.core.events import TokenLogprob
+from modelport.workers.handoff import Handoff
 from modelport.workers.kinds.llama_cpp_sampling import SamplingSpec, SequenceSampler
 
 __all__ = ["EngineStats", "Job", "LlamaBatchEngine"]
@@ -39,14 +38,8 @@ class EngineError(ModelPortError):
     """llama.cpp failed to decode a batch."""
 
 
-@dataclass(slots=True)
-class _End:
-    eos: bool
-    error: BaseException | None = None
-
-
-class Job:
-    """One sequence's request, handed between a consumer thread and the engine thread.
+class Job(Handoff[tuple[int, TokenLogprob | None]]):
+    """One sequence's request: its prompt and settings, and its ``(token, logprob)`` hand-off.
 
     Args:
         prompt: Prompt token ids.
@@ -55,45 +48,11 @@ class Job:
     """
 
     def __init__(self, prompt: list[int], max_new_tokens: int, spec: SamplingSpec) -> None:
+        super().__init__()
         self.prompt = prompt
         self.max_new_tokens = max_new_tokens
         self.spec = spec
-        self._out: queue.SimpleQueue[tuple[int, TokenLogprob | None] | _End] = queue.SimpleQueue()
-        self.cancelled = threading.Event()
-        self.queued_at = time.monotonic()
         self.cached_tokens = 0  # prompt tokens whose KV cells were reused
-        self._wake: Callable[[], None] = lambda: None
-
-    def cancel(self) -> None:
-        """Asks the engine to drop this sequence; it does within one step."""
-        if not self.cancelled.is_set():
-            self.cancelled.set()
-            self._wake()
-
-    def results(self, halt: threading.Event, poll: float = 0.05) -> Iterator[tuple[int, TokenLogprob | None]]:
-        """Yields ``(token, logprob)`` as the engine samples them; returns True at end of sequence.
-
-        Stops (and cancels the job) as soon as ``halt`` is set, even while still queued.
-        """
-        while True:
-            try:
-                item = self._out.get(timeout=poll)
-            except queue.Empty:
-                if halt.is_set():
-                    self.cancel()
-                    return
-                continue
-            if isinstance(item, _End):
-                self.eos = item.eos
-                if item.error is not None:
-                    raise item.error
-                return
-            yield item
-
-    eos: bool = False
-
-    def _put(self, item: tuple[int, TokenLogprob | None] | _End) -> None:
-        self._out.put(item)
 
 
 @dataclass(slots=True)
@@ -241,9 +200,9 @@ class LlamaBatchEngine:
             jobs = list(self._inbox)
             self._inbox.clear()
         for sequence in list(self._active):
-            self._release(sequence, _End(False, error))
+            self._release(sequence, False, error)
         for job in jobs:
-            job._put(_End(False, error))
+            job.finish(False, error)
 
     def _step(self) -> bool:
         with self._cond:
@@ -253,7 +212,7 @@ class LlamaBatchEngine:
                 return False
             self._admit()
         for sequence in [s for s in self._active if s.job.cancelled.is_set()]:
-            self._release(sequence, _End(False))
+            self._release(sequence, False)
         # One decode for every generating sequence (one token each), then each prompt chunk in a
         # call of its own. llama.cpp splits a mixed batch into equal-length pieces per sequence,
         # which would cut prompts differently from a solo run and change their numerics; kept
@@ -318,7 +277,7 @@ class LlamaBatchEngine:
             failure = EngineError(f"llama.cpp could not decode a batch (code {code})")
             for sequence in sequences:
                 sequence.kv.clear()  # what the failed call left in the cells is unknown
-                self._release(sequence, _End(False, failure))
+                self._release(sequence, False, failure)
             return False
         self.stats.steps += 1
         self.stats.batched_tokens += len(items)
@@ -330,7 +289,7 @@ class LlamaBatchEngine:
         while self._inbox and self._free:
             job = self._inbox.popleft()
             if job.cancelled.is_set():
-                job._put(_End(False))
+                job.finish(False)
                 continue
             seq_id, reuse = self._pick(job.prompt)
             self._free.remove(seq_id)
@@ -352,19 +311,19 @@ class LlamaBatchEngine:
         try:
             token, logprob = sequence.sampler.sample(self._ctx, row)
         except BaseException as error:  # noqa: BLE001 - handed to this request's consumer
-            self._release(sequence, _End(False, error))
+            self._release(sequence, False, error)
             return
         if self._lib.llama_vocab_is_eog(self._vocab, token):
-            self._release(sequence, _End(True))
+            self._release(sequence, True)
             return
         sequence.generated += 1
-        job._put((token, logprob))
+        job.put((token, logprob))
         if sequence.generated >= job.max_new_tokens or job.cancelled.is_set():
-            self._release(sequence, _End(False))
+            self._release(sequence, False)
         else:
             sequence.next_token = token
 
-    def _release(self, sequence: _Sequence, end: _End) -> None:
+    def _release(self, sequence: _Sequence, eos: bool, error: BaseException | None = None) -> None:
         """Ends a sequence: frees its samplers and tells its consumer; its cells stay for reuse."""
         if sequence in self._active:
             self._active.remove(sequence)
@@ -376,4 +335,4 @@ class LlamaBatchEngine:
                 self._free.append(sequence.seq_id)
                 self._free.sort()
                 self.stats.running = len(self._active)
-        sequence.job._put(end)
+        sequence.job.finish(eos, error)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from modelport.core.request import EmbeddingRequest
+from modelport.workers.handoff import gather
 
 __all__ = ["EmbeddingBatcher"]
 
@@ -70,22 +70,13 @@ class EmbeddingBatcher:
             carry = None
             if first is None:
                 return
-            batch, texts = [first], len(first.request.texts)
-            deadline = time.monotonic() + self.batch_wait_s
-            stop = False
-            while texts < self.max_batch_texts:
-                try:
-                    item = self._inbox.get(timeout=max(deadline - time.monotonic(), 0.0))
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                if texts + len(item.request.texts) > self.max_batch_texts:
-                    carry = item  # starts the next batch
-                    break
-                batch.append(item)
-                texts += len(item.request.texts)
+            batch, carry, stop = gather(
+                self._inbox,
+                first,
+                size=lambda p: len(p.request.texts),
+                limit=self.max_batch_texts,
+                wait_s=self.batch_wait_s,
+            )
             self._flush(batch)
             if stop:
                 if carry is not None:

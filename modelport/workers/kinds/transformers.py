@@ -75,14 +75,7 @@ class TransformersWorker(LocalChatWorker):
         batch_wait_s: float = 0.02,
         context_overflow: Literal["clamp", "error"] = "clamp",
     ) -> None:
-        if not isinstance(n_parallel, int) or n_parallel < 1:
-            raise BadRequestError(f"must be a positive integer, got {n_parallel!r}", param="n_parallel")
-        super().__init__(
-            max_concurrency=None,
-            async_threads=n_parallel + 2,
-            tool_parser=tool_parser,
-            context_overflow=context_overflow,
-        )
+        super().__init__(n_parallel=n_parallel, tool_parser=tool_parser, context_overflow=context_overflow)
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         quant = _quantization_config(quantization, device_map)
@@ -122,8 +115,6 @@ class TransformersWorker(LocalChatWorker):
             n_parallel=n_parallel,
             batch_wait_s=batch_wait_s,
         )
-        self.n_parallel = n_parallel
-        self.parallelism = n_parallel
         window = int(max_context or getattr(config, "max_position_embeddings", None) or 2048)
         self._configure(template=template, name=f"{model} {gguf_file or ''} {config.model_type}", max_context=window)
 
@@ -174,4 +165,4 @@ class TransformersWorker(LocalChatWorker):
             if tail:
                 yield tail
         finally:
-            row.halt.set()
+            row.cancel()

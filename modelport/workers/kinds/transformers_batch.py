@@ -14,56 +14,24 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
+from modelport.workers.handoff import Handoff, gather
 from modelport.workers.local import GenerationParams
 
 __all__ = ["GenerateBatcher", "RowRequest"]
 
 
-@dataclass(slots=True)
-class _End:
-    eos: bool
-    error: BaseException | None = None
-
-
-class RowRequest:
-    """One request's row: its prompt, settings and token queue."""
+class RowRequest(Handoff[int]):
+    """One request's row: its prompt and settings, and its token hand-off."""
 
     def __init__(self, prompt: list[int], params: GenerationParams, grammar: Any) -> None:
+        super().__init__()
         self.prompt = prompt
         self.params = params
         self.grammar = grammar
-        self.halt = threading.Event()
-        self.out: queue.SimpleQueue[int | _End] = queue.SimpleQueue()
-        self.eos = False
-        self.done = False
         self.generated: list[int] = []
-
-    def results(self, halt: threading.Event, poll: float = 0.05) -> Iterator[int]:
-        """Yields token ids as they are sampled; stops and cancels when ``halt`` is set."""
-        while True:
-            try:
-                item = self.out.get(timeout=poll)
-            except queue.Empty:
-                if halt.is_set():
-                    self.halt.set()
-                    return
-                continue
-            if isinstance(item, _End):
-                self.eos = item.eos
-                if item.error is not None:
-                    raise item.error
-                return
-            yield item
-
-    def finish(self, eos: bool, error: BaseException | None = None) -> None:
-        """Ends the row (once): its consumer stops after the tokens already sent."""
-        if not self.done:
-            self.done = True
-            self.out.put(_End(eos, error))
 
 
 class _RowSampler:
@@ -180,19 +148,11 @@ class GenerateBatcher:
             first = self._inbox.get()
             if first is None:
                 return
-            rows = [first]
-            deadline = time.monotonic() + self.batch_wait_s
-            stop = False
-            while len(rows) < self.n_parallel:
-                try:
-                    item = self._inbox.get(timeout=max(deadline - time.monotonic(), 0.0))
-                except queue.Empty:
-                    break
-                if item is None:
-                    stop = True
-                    break
-                rows.append(item)
-            for row in [r for r in rows if r.halt.is_set()]:
+            rows, carry, stop = gather(
+                self._inbox, first, size=lambda _: 1, limit=self.n_parallel, wait_s=self.batch_wait_s
+            )
+            assert carry is None  # one row each: a batch is full before anything overflows it
+            for row in [r for r in rows if r.cancelled.is_set()]:
                 row.finish(False)
             rows = [r for r in rows if not r.done]
             if rows:
@@ -223,7 +183,7 @@ class GenerateBatcher:
             def __call__(self, input_ids: Any, scores: Any) -> Any:
                 forced = torch.full_like(scores, float("-inf"))
                 for i, (row, sampler) in enumerate(zip(rows, samplers, strict=True)):
-                    if row.done or row.halt.is_set():
+                    if row.done or row.cancelled.is_set():
                         row.finish(False)
                         forced[i, self_pad] = 0.0
                         continue
@@ -236,7 +196,7 @@ class GenerateBatcher:
 
         class _Done(StoppingCriteria):  # type: ignore[misc]
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.tensor([row.done or row.halt.is_set() for row in rows], dtype=torch.bool)
+                return torch.tensor([row.done or row.cancelled.is_set() for row in rows], dtype=torch.bool)
 
         with torch.inference_mode():
             self._model.generate(
@@ -260,6 +220,6 @@ class GenerateBatcher:
             row.finish(True)
             return
         row.generated.append(token)
-        row.out.put(token)
+        row.put(token)
         if len(row.generated) >= row.params.max_new_tokens:
             row.finish(False)
