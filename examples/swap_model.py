@@ -13,7 +13,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from modelport.integrations.langchain import ChatModelPort
 
 PROMPT = ChatPromptTemplate.from_messages(
-    [("system", "You are a helpful assistant."), ("human", "What is the capital of {country}?")]
+    [("system", "You are a helpful assistant."), ("human", "Name the capital of {country}.")]
 )
 
 

@@ -34,7 +34,7 @@ class TestLlamaCppUnit(_Local, ChatModelUnitTests):
 class _LocalIntegration(_Local, SmolLM2Limits, ChatModelIntegrationTests):
     @property
     def chat_model_params(self) -> dict[str, Any]:
-        # A 135M model sometimes repeats itself until the context is full (8192 tokens, minutes on
+        # A 135M model sometimes repeats itself until the context is full (4096 tokens, minutes on
         # two cores); no standard test needs more than a few dozen tokens.
         return {**super().chat_model_params, "max_tokens": 256}
 

@@ -86,7 +86,7 @@ async def test_async_never_blocks_the_loop(llm: ModelPortLLM) -> None:
 def test_metadata_comes_from_the_worker(llm: ModelPortLLM) -> None:
     meta = llm.metadata
     assert meta.is_chat_model and meta.is_function_calling_model
-    assert meta.context_window == 8192 and meta.num_output == 48 and meta.model_name == "smollm2-135m"
+    assert meta.context_window == 4096 and meta.num_output == 48 and meta.model_name == "smollm2-135m"
     plain = ModelPortLLM(worker=FakeChatWorker(capabilities=Capabilities(max_context=512)))
     assert not plain.metadata.is_function_calling_model and plain.metadata.context_window == 512
 

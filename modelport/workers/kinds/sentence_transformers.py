@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any
 
 from modelport.core.capabilities import Capabilities
@@ -62,6 +63,8 @@ class SentenceTransformersWorker(EmbeddingWorker):
         # Concurrent calls merge into one encode, so the server may let this many in at once.
         self.parallelism = max_batch_texts
         self._batcher = EmbeddingBatcher(self._encode, max_batch_texts=max_batch_texts, batch_wait_s=batch_wait_s)
+        # Stopped at interpreter exit too, before torch's C++ statics are destroyed.
+        self._finalizer = weakref.finalize(self, self._batcher.close)
         self.capabilities = Capabilities(
             chat=False,
             embeddings=True,
@@ -118,7 +121,7 @@ class SentenceTransformersWorker(EmbeddingWorker):
 
     def close(self) -> None:
         """Stops the batching thread."""
-        self._batcher.close()
+        self._finalizer()
 
     def _count_tokens(self, texts: Any) -> list[int]:
         tokenizer = getattr(self.model, "tokenizer", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -115,13 +116,16 @@ class TransformersWorker(LocalChatWorker):
             n_parallel=n_parallel,
             batch_wait_s=batch_wait_s,
         )
+        # Stop the owner thread at interpreter exit too: a thread that ran torch code and is
+        # still alive when C++ statics are destroyed aborts the process.
+        self._finalizer = weakref.finalize(self, self._batcher.close)
         window = int(max_context or getattr(config, "max_position_embeddings", None) or 2048)
         self._configure(template=template, name=f"{model} {gguf_file or ''} {config.model_type}", max_context=window)
 
     def close(self) -> None:
         """Stops the batching thread."""
         super().close()
-        self._batcher.close()
+        self._finalizer()
 
     def _compiled_grammar(self, constraint: JsonConstraint) -> Any:
         """The xgrammar grammar enforcing ``constraint``, compiled once; each row gets a matcher."""
