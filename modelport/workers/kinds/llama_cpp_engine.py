@@ -152,7 +152,7 @@ class LlamaBatchEngine:
         return job
 
     def kv_bytes(self) -> int:
-        """Bytes of KV cache the context holds (llama.cpp's state size with no tokens cached)."""
+        """Bytes of KV cache the context allocates: every sequence's (rounded) context of cells."""
         return int(self.n_parallel * self.n_ctx_seq * self.kv_bytes_per_token())
 
     def kv_bytes_per_token(self) -> int:
@@ -160,7 +160,7 @@ class LlamaBatchEngine:
         lib = self._lib
         model = lib.llama_get_model(self._ctx)
         layers = int(lib.llama_model_n_layer(model))
-        heads = int(lib.llama_model_n_head_kv(model)) if hasattr(lib, "llama_model_n_head_kv") else 0
+        heads = int(lib.llama_model_n_head_kv(model))
         embd = int(lib.llama_model_n_embd(model))
         head_dim = embd // max(int(lib.llama_model_n_head(model)), 1)
         return 2 * layers * heads * head_dim * 2  # f16 K and V

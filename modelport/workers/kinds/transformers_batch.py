@@ -37,7 +37,7 @@ class RowRequest(Handoff[int]):
 class _RowSampler:
     """Samples one row's next token from its logits, under that row's settings."""
 
-    def __init__(self, torch: Any, row: RowRequest, defaults: dict[str, Any], eos_ids: set[int]) -> None:
+    def __init__(self, torch: Any, row: RowRequest, defaults: dict[str, Any]) -> None:
         self.torch = torch
         self.row = row
         p = row.params
@@ -49,7 +49,6 @@ class _RowSampler:
         self.min_p = p.min_p
         self.generator = torch.Generator()
         self.generator.manual_seed(p.seed if p.seed is not None else int(time.time_ns() & 0x7FFFFFFF))
-        self.eos_ids = eos_ids
         self.matcher: Any = None
         self.bitmask: Any = None
         if row.grammar is not None:
@@ -175,8 +174,9 @@ class GenerateBatcher:
         for i, row in enumerate(rows):
             ids[i, width - len(row.prompt) :] = torch.tensor(row.prompt, dtype=torch.long)
             mask[i, width - len(row.prompt) :] = 1
-        samplers = [_RowSampler(torch, row, self._defaults, self._eos) for row in rows]
+        samplers = [_RowSampler(torch, row, self._defaults) for row in rows]
         deliver: Callable[[RowRequest, int], None] = self._deliver
+        pad = self._pad
 
         class _Pick(LogitsProcessor):  # type: ignore[misc]
             # Samples every live row its own way, then leaves only that token standing.
@@ -185,14 +185,12 @@ class GenerateBatcher:
                 for i, (row, sampler) in enumerate(zip(rows, samplers, strict=True)):
                     if row.done or row.cancelled.is_set():
                         row.finish(False)
-                        forced[i, self_pad] = 0.0
+                        forced[i, pad] = 0.0
                         continue
                     token = sampler.pick(scores[i])
                     forced[i, token] = 0.0
                     deliver(row, token)
                 return forced
-
-        self_pad = self._pad
 
         class _Done(StoppingCriteria):  # type: ignore[misc]
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
