@@ -138,7 +138,7 @@ def modelport_config(folder: str, n_parallel: int = N_PARALLEL) -> Path:
         "  - name: smollm2\n"
         "    kind: llama-cpp\n"
         f"    params: {{model_path: '{GGUF}', n_ctx: {N_CTX}, n_parallel: {n_parallel},"
-        f" n_threads: {THREADS}, n_threads_batch: {THREADS_BATCH}}}\n"
+        f" n_threads: {THREADS}, n_threads_batch: {THREADS_BATCH}, flash_attn: true}}\n"
         "  - name: fake\n"
         "    kind: fake\n"
         "    params: {responses: ['The answer is 42.']}\n"

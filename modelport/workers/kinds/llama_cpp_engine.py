@@ -8,11 +8,20 @@ batch: one token for every generating sequence, then chunks of waiting prompts u
 Requests queue in the engine until a sequence is free; a cancelled request leaves the batch
 within one step.
 
-A finished sequence keeps its KV cells. A new request takes the free sequence whose cached
-tokens share the longest prefix with its prompt, drops the cells past that prefix, and decodes
-only the rest (at least the last prompt token, for its logits). llama.cpp computes each token's
-row the same whether a prompt is decoded whole or in pieces, so a reused prefix changes nothing
-in the answer: a greedy answer never depends on what ran before it.
+llama.cpp runs the sequences of one batch together only while their ids are consecutive (a
+batch over ids 0, 2 and 5 becomes three passes over the weights), so a new request takes the
+free sequence that keeps the running ids in the fewest runs, and each step lists its sequences in
+id order.
+
+A finished sequence keeps its KV cells. Among the sequences that keep the runs fewest, a new
+request takes one whose whole cache starts its prompt (the next turn of a conversation), else
+an empty one, else the least recently used, so the caches other conversations will want survive.
+It reuses the longest prefix of its prompt cached by any free sequence: in place, or by copying
+that sequence's KV buffer into its own (one memory copy, far cheaper here than decoding the
+prefix again). It drops the cells past that prefix and decodes only the rest (at least the last
+prompt token, for its logits). llama.cpp computes each token's row the same whether a prompt is decoded whole
+or in pieces, so a reused prefix changes nothing in the answer: a greedy answer never depends on
+what ran before it.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ class Job(Handoff[tuple[int, TokenLogprob | None]]):
         self.max_new_tokens = max_new_tokens
         self.spec = spec
         self.cached_tokens = 0  # prompt tokens whose KV cells were reused
+        self.seq_id: int | None = None  # the engine's sequence, once admitted
 
 
 @dataclass(slots=True)
@@ -73,6 +83,7 @@ class EngineStats:
     steps: int = 0
     batched_tokens: int = 0
     cached_tokens: int = 0
+    copied_prefixes: int = 0  # prefixes copied from another sequence's cache
     running: int = 0
     waiting: int = 0
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
@@ -89,7 +100,13 @@ class LlamaBatchEngine:
         n_threads: Threads for single-token steps.
         n_threads_batch: Threads for steps of several tokens.
         piece: Token id to text, for log probabilities.
+        flash_attn: llama.cpp's flash-attention setting: -1 lets it decide (its server's
+            default), 0 turns it off, 1 on.
     """
+
+    # A cached prefix shorter than this is decoded again rather than copied from another
+    # sequence: the copy moves the whole of a sequence's KV buffer.
+    min_copied_prefix = 16
 
     def __init__(
         self,
@@ -101,6 +118,7 @@ class LlamaBatchEngine:
         n_threads: int,
         n_threads_batch: int,
         piece: Callable[[int], str],
+        flash_attn: int = -1,
     ) -> None:
         import llama_cpp
 
@@ -119,6 +137,7 @@ class LlamaBatchEngine:
         params.n_threads, params.n_threads_batch = n_threads, n_threads_batch
         params.embeddings = False
         params.no_perf = True
+        params.flash_attn_type = flash_attn
         self._ctx = llama_cpp.llama_init_from_model(llm._model.model, params)
         if not self._ctx:
             raise EngineError(f"llama.cpp could not create a context of {n_parallel} x {n_ctx} tokens")
@@ -219,7 +238,7 @@ class LlamaBatchEngine:
         # apart, every sequence computes exactly what it would alone.
         generating: list[_Sequence] = []
         items: list[tuple[int, int, int, bool]] = []
-        for sequence in self._active:
+        for sequence in sorted(self._active, key=_by_id):
             if sequence.next_token is not None:
                 position = len(sequence.job.prompt) + sequence.generated - 1
                 items.append((sequence.next_token, position, sequence.seq_id, True))
@@ -244,23 +263,42 @@ class LlamaBatchEngine:
                 self._sample(sequence, len(items) - 1)
         return True
 
-    def _pick(self, prompt: list[int]) -> tuple[int, int]:
-        """Chooses a free sequence for ``prompt`` and how many of its cached tokens to keep.
+    def _pick(self, prompt: list[int]) -> tuple[int, int, int]:
+        """Chooses a free sequence for ``prompt``, and where its cached prefix comes from.
 
-        The one sharing the longest cached prefix with the prompt wins; ties go to the least
-        recently used. At least the last prompt token is always left to decode.
+        The sequence is a free one that keeps the running ids in the fewest runs; among those,
+        one that loses nothing (its whole cache starts the prompt, longest first, or it is
+        empty), else the least recently used. The prefix comes from whichever sequence caches
+        the most of it (a free one, or a running one past its prompt), when that beats the
+        chosen one's own by ``min_copied_prefix`` tokens. At least the last prompt token is
+        always left to decode.
+
+        Returns:
+            The sequence, the sequence holding the prefix (the same one when reused in place),
+            and how many prompt tokens the prefix covers.
         """
-        best, best_len = self._free[0], -1
-        for seq_id in self._free:
-            cached = self._cached[seq_id]
-            n = 0
-            for a, b in zip(cached, prompt, strict=False):
-                if a != b:
-                    break
-                n += 1
-            if n > best_len or (n == best_len and self._used_at[seq_id] < self._used_at[best]):
-                best, best_len = seq_id, n
-        return best, min(best_len, len(prompt) - 1)
+        running = {sequence.seq_id for sequence in self._active}
+        shared = {seq_id: _common_prefix(self._cached[seq_id], prompt) for seq_id in self._free}
+        # A running sequence whose prompt is in its cells lends it too (a second branch of one
+        # prompt, say); the copy is taken before the step that adds its next token.
+        lenders = {s.seq_id: _common_prefix(s.kv, prompt) for s in self._active if s.fed == len(s.job.prompt)}
+
+        def runs(seq_id: int) -> int:
+            ids = running | {seq_id}
+            return sum(1 for i in ids if i - 1 not in ids)
+
+        def rank(seq_id: int) -> tuple[int, bool, int, int]:
+            loses = shared[seq_id] < len(self._cached[seq_id])
+            return runs(seq_id), loses, 0 if loses else -shared[seq_id], self._used_at[seq_id]
+
+        target = min(self._free, key=rank)
+        donor = max(self._free, key=lambda i: (shared[i], -self._used_at[i]))
+        lender = max(lenders, key=lambda i: lenders[i], default=None)
+        if lender is not None and lenders[lender] > shared[donor]:
+            donor, shared[lender] = lender, lenders[lender]
+        if shared[donor] < shared[target] + self.min_copied_prefix:
+            donor = target
+        return target, donor, min(shared[donor], len(prompt) - 1)
 
     def _decode(self, items: list[tuple[int, int, int, bool]], sequences: list[_Sequence]) -> bool:
         """Decodes ``(token, position, sequence, wants logits)`` items; on failure ends ``sequences``."""
@@ -291,10 +329,15 @@ class LlamaBatchEngine:
             if job.cancelled.is_set():
                 job.finish(False)
                 continue
-            seq_id, reuse = self._pick(job.prompt)
+            seq_id, donor, reuse = self._pick(job.prompt)
             self._free.remove(seq_id)
             self._admitted += 1
             self._used_at[seq_id] = self._admitted
+            if donor != seq_id:
+                # Copies the donor's whole KV buffer (llama.cpp does it before the next decode);
+                # the donor keeps its own cells for later requests.
+                self._lib.llama_memory_seq_cp(self._mem, donor, seq_id, -1, -1)
+                self.stats.copied_prefixes += 1
             # Keep exactly the prompt's first ``reuse`` tokens; the last prompt token is always
             # decoded again, since its logits pick the first answer token.
             self._lib.llama_memory_seq_rm(self._mem, seq_id, reuse, -1)
@@ -302,6 +345,7 @@ class LlamaBatchEngine:
             sampler = SequenceSampler(self._lib, self._vocab, self._n_vocab, job.spec, self._piece, self.n_ctx_seq)
             self._active.append(_Sequence(job, seq_id, sampler, fed=reuse, kv=job.prompt[:reuse]))
             job.cached_tokens = reuse
+            job.seq_id = seq_id
             self.stats.cached_tokens += reuse
         self.stats.waiting = len(self._inbox)
         self.stats.running = len(self._active)
@@ -336,3 +380,16 @@ class LlamaBatchEngine:
                 self._free.sort()
                 self.stats.running = len(self._active)
         sequence.job.finish(eos, error)
+
+
+def _by_id(sequence: _Sequence) -> int:
+    return sequence.seq_id
+
+
+def _common_prefix(cached: list[int], prompt: list[int]) -> int:
+    n = 0
+    for a, b in zip(cached, prompt, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
