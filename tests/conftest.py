@@ -37,6 +37,11 @@ def hf_worker(registry: ModelRegistry) -> ChatWorker:
 
 
 @pytest.fixture(scope="session")
+def gemma_worker(registry: ModelRegistry) -> ChatWorker:
+    return registry.chat("gemma3-270m")
+
+
+@pytest.fixture(scope="session")
 def minilm(registry: ModelRegistry) -> EmbeddingWorker:
     return registry.embedder("minilm-l6")
 

@@ -101,6 +101,9 @@ class ChatRequest:
         logit_bias: Token id to a bias in [-100, 100] added to its logit.
         top_k: Sample from the k most likely tokens only (0 or ``None`` for no limit).
         min_p: Drop tokens less likely than ``min_p`` times the most likely one, in [0, 1].
+        tool_call_threshold: For local models in ``auto`` tool mode, how sure the model must be
+            that a call beats a plain answer (a margin of mean log probability per token; lower
+            calls more often). ``None`` takes the worker's setting.
         extra: Backend-specific options passed through untouched.
     """
 
@@ -123,6 +126,7 @@ class ChatRequest:
     logit_bias: Mapping[int, float] | None = None
     top_k: int | None = None
     min_p: float | None = None
+    tool_call_threshold: float | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -135,6 +139,7 @@ class ChatRequest:
         _check_number("presence_penalty", self.presence_penalty, -2.0, 2.0)
         _check_number("repetition_penalty", self.repetition_penalty, 0.0, 10.0, low_open=True)
         _check_number("min_p", self.min_p, 0.0, 1.0)
+        _check_number("tool_call_threshold", self.tool_call_threshold, float("-inf"), float("inf"))
         if self.top_k is not None and (
             isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0
         ):

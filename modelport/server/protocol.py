@@ -80,6 +80,8 @@ class ChatCompletionRequest(_Request):
     repetition_penalty: float | None = None
     top_k: int | None = None
     min_p: float | None = None
+    # modelport's own: how sure a local model must be before it calls a tool in auto mode.
+    tool_call_threshold: float | None = None
     user: str | None = None
 
 

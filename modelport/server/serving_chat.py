@@ -67,6 +67,7 @@ def chat_request(body: wire.ChatCompletionRequest) -> ChatRequest:
         logprobs=bool(body.logprobs),
         top_logprobs=body.top_logprobs,
         parallel_tool_calls=body.parallel_tool_calls,
+        tool_call_threshold=body.tool_call_threshold,
         **_sampling(body),
     )
 

@@ -19,17 +19,22 @@ __all__ = ["JsonConstraint"]
 
 @dataclass(frozen=True, slots=True)
 class JsonConstraint:
-    """Output must be ``prefix``, then one JSON value matching ``schema``, then ``suffix``."""
+    """Output must be ``prefix``, then one JSON value matching ``schema``, then ``suffix``.
+
+    ``root``, when set, is a GBNF root rule of its own in which ``{value}`` stands for a value
+    matching ``schema``: how tool-call formats frame one call or several.
+    """
 
     schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
     prefix: str = ""
     suffix: str = ""
+    root: str | None = None
 
     @property
     def key(self) -> str:
         """A cache key for compiled forms of this constraint."""
-        return json.dumps([self.prefix, self.schema, self.suffix], sort_keys=True, ensure_ascii=False)
+        return json.dumps([self.prefix, self.schema, self.suffix, self.root], sort_keys=True, ensure_ascii=False)
 
     def gbnf(self) -> str:
         """The grammar every local engine enforces (see ``modelport.workers.grammar``)."""
-        return schema_to_gbnf(self.schema, prefix=self.prefix, suffix=self.suffix)
+        return schema_to_gbnf(self.schema, prefix=self.prefix, suffix=self.suffix, root=self.root)

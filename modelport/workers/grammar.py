@@ -168,11 +168,22 @@ class _Converter:
         return self.rule(hint, build())
 
 
-def schema_to_gbnf(schema: Mapping[str, Any], *, prefix: str = "", suffix: str = "") -> str:
-    """Returns a GBNF grammar for ``prefix`` + JSON matching ``schema`` + ``suffix``."""
+def schema_to_gbnf(schema: Mapping[str, Any], *, prefix: str = "", suffix: str = "", root: str | None = None) -> str:
+    """Returns a GBNF grammar for ``prefix`` + JSON matching ``schema`` + ``suffix``.
+
+    Args:
+        schema: The JSON schema of the value.
+        prefix: Literal text before the value.
+        suffix: Literal text after it.
+        root: A root rule of one's own instead, where ``{value}`` stands for the value (for
+            several tool calls in one answer, say); ``prefix`` and ``suffix`` are then unused.
+    """
     converter = _Converter()
     payload = converter.visit(schema, "payload")
-    root = " ".join([*([literal(prefix)] if prefix else []), payload, *([literal(suffix)] if suffix else [])])
+    if root is not None:
+        root = root.replace("{value}", payload)
+    else:
+        root = " ".join([*([literal(prefix)] if prefix else []), payload, *([literal(suffix)] if suffix else [])])
     lines = [f"root ::= {root}"]
     lines += [f"{name} ::= {body}" for name, body in converter.rules.items()]
     lines += [f"{name} ::= {body}" for name, body in _COMMON.items()]

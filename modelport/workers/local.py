@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal
 
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError, ContextLengthExceededError
-from modelport.core.events import Finish, FinishReason, StreamEvent, TextDelta, TokenLogprob, Usage
+from modelport.core.events import Finish, FinishReason, StreamEvent, TextDelta, TokenLogprob, ToolCallDelta, Usage
 from modelport.core.request import ChatRequest
 from modelport.workers.base import ChatWorker
 from modelport.workers.bridge import iterate_in_thread
@@ -27,6 +27,7 @@ from modelport.workers.output import OutputParser, output_parser_for
 from modelport.workers.profiles import DEFAULT_PROFILE, ModelProfile, profile_for
 from modelport.workers.prompting import template_inputs
 from modelport.workers.text import StopMatcher
+from modelport.workers.tool_choice import DEFAULT_THRESHOLD, AutoToolChoice, answered_calls, canonical_arguments
 from modelport.workers.tool_parsers.base import ToolParser, get_tool_parser
 
 __all__ = ["GenerationParams", "GenerationStats", "LocalChatWorker", "Prompt"]
@@ -52,6 +53,8 @@ class GenerationParams:
         constraint: A JSON constraint from the output parser, for the engine to enforce.
         logprobs: ``None`` for none; else record each token's log probability and this many
             most likely alternatives (engines that can, see ``Capabilities.logprobs``).
+        score: Record each chosen token's log probability in ``GenerationStats.scores`` (for
+            deciding between answers; never sent to the caller).
         top_k, min_p, frequency_penalty, presence_penalty, repetition_penalty, logit_bias: As in
             ``ChatRequest``; set only where the engine declares them in ``sampling_fields``.
     """
@@ -62,6 +65,7 @@ class GenerationParams:
     seed: int | None = None
     constraint: JsonConstraint | None = None
     logprobs: int | None = None
+    score: bool = False
     top_k: int | None = None
     min_p: float | None = None
     frequency_penalty: float | None = None
@@ -94,6 +98,7 @@ class GenerationStats:
     eos: bool = False
     cached_tokens: int = 0  # prompt tokens the engine did not compute again
     logprobs: list[TokenLogprob] = field(default_factory=list)
+    scores: list[float] = field(default_factory=list)  # chosen tokens' log probabilities, if asked
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -140,6 +145,8 @@ class LocalChatWorker(ChatWorker):
         tool_parser: Override the tool-call parser chosen by the model's profile.
         context_overflow: ``"clamp"`` shortens a ``max_tokens`` that does not fit after the
             prompt (the answer then ends with ``length``); ``"error"`` refuses it.
+        tool_call_threshold: In ``auto`` tool mode, the margin at which a constrained call beats
+            a free answer (see ``modelport.workers.tool_choice``); requests may override it.
     """
 
     max_context: int = 2048
@@ -148,6 +155,9 @@ class LocalChatWorker(ChatWorker):
     # The optional sampling fields (``SAMPLING_FIELDS``) the engine applies.
     sampling_fields: ClassVar[frozenset[str]] = frozenset()
     capabilities = Capabilities(tools=True, tool_call_streaming=True, tool_choice=True, structured_output=True)
+    # Engines that share a prompt's cache between sequences start an auto-mode call branch once
+    # the free branch has decoded the prompt; the others start both branches together.
+    forks_prompt: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -156,6 +166,7 @@ class LocalChatWorker(ChatWorker):
         n_parallel: int | None = None,
         tool_parser: str | None = None,
         context_overflow: Literal["clamp", "error"] = "clamp",
+        tool_call_threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
         if context_overflow not in ("clamp", "error"):
             raise BadRequestError("must be 'clamp' or 'error'", param="context_overflow")
@@ -164,6 +175,7 @@ class LocalChatWorker(ChatWorker):
         ):
             raise BadRequestError(f"must be a positive integer, got {n_parallel!r}", param="n_parallel")
         self.context_overflow = context_overflow
+        self.tool_call_threshold = float(tool_call_threshold)
         self.n_parallel = n_parallel
         self.parallelism = n_parallel
         # Engines that are not re-entrant queue requests here rather than racing on the model;
@@ -279,6 +291,52 @@ class LocalChatWorker(ChatWorker):
                 usage = Usage(len(prompt.ids), completion_tokens, cached_tokens=cached_tokens) if last else None
                 yield Finish(reason, usage, choice)
 
+    def _pieces(
+        self,
+        prompt: Prompt,
+        params: GenerationParams,
+        request: ChatRequest,
+        output: OutputParser,
+        halt: threading.Event,
+        stats: GenerationStats,
+    ) -> Iterator[str]:
+        """The engine's text pieces; in auto tool mode, of the branch the model prefers."""
+        if output.auto_call is None or (self.n_parallel or 1) < 2:
+            # Deciding runs two branches side by side: it needs an engine that batches.
+            return self._generate(prompt, params, halt, stats)
+        threshold = request.tool_call_threshold
+        chooser = AutoToolChoice(
+            threshold=self.tool_call_threshold if threshold is None else threshold,
+            fork_after_prompt=self.forks_prompt,
+            answered=answered_calls(request),
+            parse=self._parse_calls,
+        )
+        return chooser.run(self._generate, self._branches, prompt, params, output.auto_call, halt, stats)
+
+    def _parse_calls(self, text: str) -> list[tuple[str, str]]:
+        parser = self.tool_parser()
+        deltas = [e for e in [*parser.feed(text), *parser.finish()] if isinstance(e, ToolCallDelta)]
+        calls: dict[int, list[str]] = {}
+        for delta in deltas:
+            calls.setdefault(delta.index, [delta.name or "", ""])[1] += delta.arguments
+        return [(name, canonical_arguments(arguments)) for name, arguments in calls.values()]
+
+    def _branches(
+        self,
+        prompt: Prompt,
+        params: tuple[GenerationParams, GenerationParams],
+        halts: tuple[threading.Event, threading.Event],
+        stats: tuple[GenerationStats, GenerationStats],
+    ) -> tuple[Iterator[str], Iterator[str]]:
+        """Two generations of one prompt, for auto tool choice; each starts when first read.
+
+        Engines whose batches form once (not continuously) override this to submit both at once.
+        """
+        return (
+            self._generate(prompt, params[0], halts[0], stats[0]),
+            self._generate(prompt, params[1], halts[1], stats[1]),
+        )
+
     def _one_choice(
         self,
         prompt: Prompt,
@@ -291,7 +349,7 @@ class LocalChatWorker(ChatWorker):
     ) -> Generator[StreamEvent, None, FinishReason | None]:
         stops = StopMatcher(request.stop)
         halt = _Halt(cancel)
-        pieces = self._generate(prompt, params, halt, stats)
+        pieces = self._pieces(prompt, params, request, output, halt, stats)
         attach = _LogprobAttacher(stats.logprobs)
         try:
             for piece in pieces:
@@ -300,7 +358,7 @@ class LocalChatWorker(ChatWorker):
                 text = stops.feed(piece)
                 if text:
                     yield from attach(output.feed(text, choice))
-                if stops.stopped:
+                if stops.stopped or output.repeated:
                     break
         finally:
             halt.set()
@@ -311,9 +369,12 @@ class LocalChatWorker(ChatWorker):
         if tail:
             yield from attach(output.feed(tail, choice))
         yield from attach(output.finish(choice))
+        cut = not stops.stopped and not output.repeated and not stats.eos and stats.tokens >= params.max_new_tokens
         reason: FinishReason = "stop"
-        if output.tool_calls:
-            reason = "tool_calls"
-        elif not stops.stopped and not stats.eos and stats.tokens >= params.max_new_tokens:
+        # A call cut short by max_tokens ends with "length", as OpenAI's do; whole calls with
+        # "tool_calls", even when the budget ran out just after them.
+        if cut and (output.incomplete_calls or not output.tool_calls):
             reason = "length"
+        elif output.tool_calls:
+            reason = "tool_calls"
         return reason

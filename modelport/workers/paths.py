@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from pathlib import Path
 
 from modelport.core.errors import BadRequestError
 
-__all__ = ["PACKAGE_PREFIX", "package_dir", "resolve_path"]
+__all__ = ["ASSEMBLE_PREFIX", "PACKAGE_PREFIX", "package_dir", "resolve_path"]
 
 PACKAGE_PREFIX = "package:"
+# A package that ships a model in chunk packages and writes the whole file with ``assemble()``.
+ASSEMBLE_PREFIX = "assemble:"
 
 
 def package_dir(package: str) -> Path:
@@ -31,8 +34,16 @@ def package_dir(package: str) -> Path:
 
 
 def resolve_path(value: str | Path) -> Path:
-    """Resolves ``package:NAME/relative/path`` or a plain path (``~`` expanded)."""
+    """Resolves ``package:NAME/relative/path``, ``assemble:NAME`` or a plain path (``~`` expanded).
+
+    ``assemble:NAME`` imports the package ``NAME`` and calls its ``assemble()``, which writes the
+    model file once (checking its sha256) and returns where it is.
+    """
     text = str(value)
+    if text.startswith(ASSEMBLE_PREFIX):
+        package = text[len(ASSEMBLE_PREFIX) :]
+        package_dir(package)  # a clear error when it is not installed
+        return Path(importlib.import_module(package).assemble())
     if text.startswith(PACKAGE_PREFIX):
         package, _, rest = text[len(PACKAGE_PREFIX) :].partition("/")
         return package_dir(package) / rest

@@ -9,10 +9,11 @@ Both must pass and fail exactly where ChatModelPort in process does (``SmolLM2Li
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests, EmbeddingsIntegrationTests
+from typing_extensions import TypedDict
 
 from modelport.integrations.langchain import ChatModelPort, ModelPortEmbeddings
 from modelport.server import create_app
@@ -68,7 +69,7 @@ class TestChatOpenAIAgainstModelportServe(_Served):
             "base_url": self.url,
             "api_key": "unused",
             "stream_usage": True,
-            "max_tokens": 256,
+            "max_tokens": 64,
             "max_retries": 0,
         }
 
@@ -82,7 +83,7 @@ class TestChatModelPortOverTheOpenAIWorker(_Served):
     def chat_model_params(self) -> dict[str, Any]:
         remote = ModelRegistry()
         remote.register("served", "openai", model="smollm2-135m", base_url=self.url, timeout=120)
-        return {"model": "served", "registry": remote, "max_tokens": 256}
+        return {"model": "served", "registry": remote, "max_tokens": 64}
 
 
 class TestModelPortEmbeddingsOverTheOpenAIWorker(EmbeddingsIntegrationTests):
@@ -97,3 +98,50 @@ class TestModelPortEmbeddingsOverTheOpenAIWorker(EmbeddingsIntegrationTests):
         remote = ModelRegistry()
         remote.register("served-embeddings", "openai", model="minilm-l6", base_url=self.url)
         return {"model": "served-embeddings", "registry": remote}
+
+
+JOKE_PROMPT = "Tell me a joke about cats. Make sure to call the Joke function."
+
+
+class Joke(TypedDict):
+    """Joke to tell user."""
+
+    setup: Annotated[str, ..., "The setup of the joke"]
+    punchline: Annotated[str, ..., "The punchline of the joke"]
+
+
+def _joke_schema() -> Any:
+    return Joke
+
+
+def _is_joke(value: Any) -> bool:
+    return isinstance(value, dict) and set(value) == {"setup", "punchline"}
+
+
+def test_a_forced_call_fits_a_small_max_tokens_through_chat_openai(served: str) -> None:
+    # The reported repro: at max_tokens=64 the call used to spend its last tokens on a closing tag,
+    # get cut there, and come back as text, so LangChain returned None.
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model="smollm2-135m", base_url=served, api_key="unused", max_tokens=64, temperature=0)
+    structured = llm.with_structured_output(_joke_schema(), method="function_calling")
+    assert _is_joke(structured.invoke(JOKE_PROMPT))
+    chunks = list(structured.stream(JOKE_PROMPT))
+    assert chunks and _is_joke(chunks[-1])
+
+
+def test_a_forced_call_fits_a_small_max_tokens_in_process() -> None:
+    model = ChatModelPort(model="smollm2-135m", max_tokens=64, temperature=0)
+    assert _is_joke(model.with_structured_output(_joke_schema(), method="function_calling").invoke(JOKE_PROMPT))
+
+
+def test_a_call_cut_by_max_tokens_is_an_invalid_call_never_text(served: str) -> None:
+    from langchain_openai import ChatOpenAI
+
+    # 20 tokens end inside the first argument string.
+    llm = ChatOpenAI(model="smollm2-135m", base_url=served, api_key="unused", max_tokens=20, temperature=0)
+    bound = llm.bind_tools([_joke_schema()], tool_choice="Joke")
+    message = bound.invoke(JOKE_PROMPT)
+    assert message.response_metadata["finish_reason"] == "length"
+    assert message.content == "" and not message.tool_calls
+    assert [call["name"] for call in message.invalid_tool_calls] == ["Joke"]

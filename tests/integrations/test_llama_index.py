@@ -180,3 +180,23 @@ def test_embeddings_batch_and_async(registry: ModelRegistry) -> None:
     assert model.get_query_embedding("a lighthouse") == pytest.approx(batch[0], abs=1e-5)
     assert asyncio.run(model.aget_query_embedding("a lighthouse")) == pytest.approx(batch[0], abs=1e-5)
     assert len(asyncio.run(model.aget_text_embedding_batch(texts))) == 5
+
+
+def test_embedding_takes_model_as_openai_embedding_does(registry: ModelRegistry) -> None:
+    by_model = ModelPortEmbedding(model="minilm-l6")
+    assert by_model.model_name == "minilm-l6"
+    assert by_model.get_query_embedding("bread") == pytest.approx(
+        ModelPortEmbedding("minilm-l6").get_query_embedding("bread"), abs=1e-5
+    )
+    with pytest.raises(ValueError, match="disagree"):
+        ModelPortEmbedding("minilm-l6", model="other")
+
+
+def test_structured_predict_fits_a_small_max_tokens() -> None:
+    class Joke(BaseModel):
+        setup: str
+        punchline: str
+
+    small = ModelPortLLM(model="smollm2-135m", max_tokens=64, temperature=0)
+    joke = small.structured_predict(Joke, PromptTemplate("Tell me a joke about {topic}."), topic="cats")
+    assert isinstance(joke, Joke) and joke.setup

@@ -189,3 +189,29 @@ def test_legacy_completions(client: Any) -> None:
     assert streamed == out.choices[0].text
     several = client.completions.create(model="fake", prompt=["one", "two"], n=1)
     assert [c.text for c in several.choices] == ["one", "two"]
+
+
+def test_auto_mode_calls_and_the_threshold_is_an_extra_body_field(client: Any) -> None:
+    kwargs: dict[str, Any] = {
+        "model": "smollm2-135m",
+        "messages": [{"role": "user", "content": "What's the weather in Paris?"}],
+        "tools": [WEATHER],
+        "temperature": 0,
+        "max_tokens": 64,
+    }
+    called = client.chat.completions.create(**kwargs)
+    assert called.choices[0].finish_reason == "tool_calls"
+    assert called.choices[0].message.content in (None, "")
+    assert json.loads(called.choices[0].message.tool_calls[0].function.arguments)["city"] == "Paris"
+    prose = client.chat.completions.create(**kwargs, extra_body={"tool_call_threshold": 1e9})
+    assert not prose.choices[0].message.tool_calls and prose.choices[0].message.content
+
+
+def test_a_bad_threshold_is_a_400_naming_it(client: Any) -> None:
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as info:
+        client.chat.completions.create(
+            model="fake", messages=ask("hi"), tools=[WEATHER], extra_body={"tool_call_threshold": "high"}
+        )
+    assert info.value.param == "tool_call_threshold"

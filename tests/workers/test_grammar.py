@@ -67,3 +67,38 @@ def test_prefix_and_suffix_frame_the_payload() -> None:
     grammar = schema_to_gbnf({"type": "object", "properties": {}}, prefix="<tool_call>\n", suffix="\n</tool_call>")
     assert accepts(grammar, "<tool_call>\n{}\n</tool_call>")
     assert not accepts(grammar, "{}")
+
+
+@pytest.mark.parametrize("name", ["hermes", "mistral", "json", "llama3-json"])
+def test_call_constraints_end_at_the_json_or_allow_more_calls(name: str) -> None:
+    from llama_cpp.llama_grammar import LlamaGrammar
+
+    from modelport.core import ToolSpec
+    from modelport.workers.tool_parsers import get_tool_parser
+    from modelport.workers.tool_parsers.base import MAX_PARALLEL_CALLS
+
+    parser = get_tool_parser(name)()
+    tool = ToolSpec("f", parameters={"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]})
+    values = [json.dumps({"name": "f", "arguments": {"x": i}}) for i in range(MAX_PARALLEL_CALLS + 1)]
+    prefix, suffix, separator = parser.call_prefix, parser.call_suffix, parser.call_separator
+
+    def written(n: int) -> str:
+        if name == "mistral":  # one list holds every call
+            return prefix + ", ".join(values[:n]) + suffix
+        return separator.join(prefix + v + suffix for v in values[:n])
+
+    # No token goes to a closing marker the parser does not need (Mistral's list must close).
+    bare = written(1) if name == "mistral" else prefix + values[0]
+    single = parser.call_constraint([tool], parallel=False).gbnf()
+    parallel = parser.call_constraint([tool], parallel=True).gbnf()
+    for grammar in (single, parallel):
+        LlamaGrammar.from_string(grammar, verbose=False)
+        xgr.Grammar.from_ebnf(grammar)
+    assert accepts(single, bare)
+    assert not accepts(single, written(2))
+    assert accepts(parallel, bare)
+    for n in range(2, MAX_PARALLEL_CALLS + 1):
+        assert accepts(parallel, written(n)), n
+    assert not accepts(parallel, written(MAX_PARALLEL_CALLS + 1))
+    events = parser.feed(written(2)) + parser.finish()
+    assert [json.loads(e.arguments) for e in events if getattr(e, "arguments", "")] == [{"x": 0}, {"x": 1}]

@@ -45,7 +45,9 @@ def check_call(call: ToolCall, tools: list[ToolSpec]) -> None:
 
 
 def test_eval_set_covers_what_it_should() -> None:
-    assert len(EVAL) >= 40
+    assert len(EVAL) >= 80
+    assert sum(c["expected"] is None for c in EVAL) >= 20
+    assert sum(c["category"] == "two-calls" for c in EVAL) >= 10
     categories = {c["category"] for c in EVAL}
     assert {"nested", "arrays", "enum", "integers", "optional", "unicode", "zero-args", "no-call"} <= categories
     assert {len(c["tools"]) for c in EVAL} >= {1, 2, 3, 4, 5}
@@ -70,8 +72,12 @@ def test_forced_calls_always_parse_and_validate(chat_worker: ChatWorker, mode: s
     results = invoke_all(chat_worker, [r for *_, r in runs])
     for (case, tools, target, _), result in zip(runs, results, strict=True):
         try:
+            assert len(result.tool_calls) == 1 and result.text == ""
+            if case["expected"] is None and result.finish_reason == "length":
+                # Forced onto a tool that does not fit, the model invents arguments and may fill a
+                # bounded array to its bound past max_tokens: the cut call still comes back as a call.
+                continue
             assert result.finish_reason == "tool_calls", result.finish_reason
-            assert len(result.tool_calls) == 1
             check_call(result.tool_calls[0], tools)
             if mode == "named":
                 assert result.tool_calls[0].name == target

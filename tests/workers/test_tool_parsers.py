@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import random
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from modelport.core import Accumulator, Finish, TextDelta, ToolCall, ToolCallDelta
 from modelport.workers.tool_parsers import ToolParser, get_tool_parser, register_tool_parser, tool_parser_names
+from modelport.workers.tool_parsers.base import KNOWN_MARKUP
 from modelport.workers.tool_parsers.markup import MarkupToolParser
 
 
@@ -111,17 +113,67 @@ def test_conformance(name: str, case: Case) -> None:
     assert len({json.dumps(v, ensure_ascii=False) for v in results.values()}) == 1
 
 
+def markup_of(parser_cls: type[ToolParser]) -> list[str]:
+    markers = [getattr(parser_cls, a, None) for a in ("start", "end", "marker")]
+    return [*KNOWN_MARKUP, *(m for m in markers if m)]
+
+
+# Broken call bodies, with the name and the end of the arguments an incomplete call must keep.
+BROKEN = {
+    '{"name": "get_weather", "arguments": {"city": "Par': ("get_weather", '{"city": "Par'),
+    '{"name": "get_wea': ("get_wea", ""),
+    "{": ("", "{"),
+    '{"nom": 1}': ("", '{"nom": 1}'),
+    "not json at all {": ("", "not json at all {"),
+}
+
+
 @pytest.mark.parametrize("name", tool_parser_names())
-@pytest.mark.parametrize(
-    "broken", ['{"name": "get_weather", "arguments": {"city": "Par', '{"nom": 1}', "not json at all {"]
-)
-def test_broken_calls_come_back_as_text_and_never_raise(name: str, broken: str) -> None:
+@pytest.mark.parametrize("broken", list(BROKEN))
+def test_broken_calls_never_put_markup_in_the_text_and_lose_nothing(name: str, broken: str) -> None:
     parser_cls = get_tool_parser(name)
     text = parser_cls.call_prefix + broken
-    for pieces in chunkings(text).values():
+    for how, pieces in chunkings(text).items():
         events = run(parser_cls, pieces)
-        assert not any(isinstance(e, ToolCallDelta) for e in events)
-        assert "".join(e.text for e in events if isinstance(e, TextDelta)) == text
+        text_out = "".join(e.text for e in events if isinstance(e, TextDelta))
+        calls = [e for e in events if isinstance(e, ToolCallDelta)]
+        assert not any(marker in text_out for marker in markup_of(parser_cls)), how
+        if text_out:  # a leading-JSON format whose answer is not a call: plain text, untouched
+            assert text_out == text and not calls and not parser_cls.call_prefix, how
+            continue
+        # Otherwise one incomplete call holds what the model wrote.
+        assert [e.index for e in calls if e.id is not None] == [0], how
+        call_name, arguments_end = BROKEN[broken]
+        assert [e.name for e in calls if e.id is not None] == [call_name], how
+        assert "".join(e.arguments for e in calls).endswith(arguments_end), how
+
+
+@pytest.mark.parametrize("name", tool_parser_names())
+def test_a_call_cut_in_its_closing_marker_is_whole(name: str) -> None:
+    parser_cls = get_tool_parser(name)
+    call = parser_cls().render_call(ToolCall("c", "Joke", json.dumps({"setup": "a", "punchline": "b"})))
+    for cut in range(1, len(parser_cls.call_suffix)):
+        events = run(parser_cls, [call[:-cut]])
+        result = Accumulator.collect([*events, Finish("length")])
+        assert [(c.name, json.loads(c.arguments)) for c in result.tool_calls] == [
+            ("Joke", {"setup": "a", "punchline": "b"})
+        ]
+        assert result.text == ""
+
+
+def test_a_call_cut_in_its_arguments_keeps_its_name_and_text() -> None:
+    parser = get_tool_parser("hermes")()
+    events = parser.feed('<tool_call>\n{"name": "Joke", "arguments": {"setup": "Why did') + parser.finish()
+    assert parser.incomplete_calls == 1
+    result = Accumulator.collect([*events, Finish("length")])
+    assert result.text == ""
+    assert [(c.name, c.arguments) for c in result.tool_calls] == [("Joke", '{"setup": "Why did')]
+
+
+def test_arguments_complete_but_for_the_calls_closing_brace_are_kept_whole() -> None:
+    parser = get_tool_parser("json")()
+    events = parser.feed('{"name": "f", "arguments": {"x": 1}') + parser.finish()
+    assert [e.arguments for e in events if isinstance(e, ToolCallDelta) and e.arguments] == ['{"x": 1}']
 
 
 def test_string_arguments_pass_through_as_written() -> None:
@@ -147,3 +199,45 @@ def test_unknown_parser_is_a_named_error() -> None:
     with pytest.raises(BadRequestError) as info:
         get_tool_parser("nope")
     assert info.value.param == "tool_parser" and "hermes" in str(info.value)
+
+
+def _output_events(request: Any, pieces: list[str]) -> list[Any]:
+    from modelport.workers.output import output_parser_for
+
+    output = output_parser_for(request, get_tool_parser("hermes"))
+    events = [e for piece in pieces for e in output.feed(piece, 0)]
+    return [*events, *output.finish(0)]
+
+
+def _joke_request(choice: str, **fields: Any) -> Any:
+    from modelport.core import ChatRequest, ToolSpec, UserMessage
+
+    joke = ToolSpec("Joke", parameters={"type": "object", "properties": {"setup": {"type": "string"}}})
+    return ChatRequest([UserMessage("a joke")], tools=[joke, ToolSpec("Other")], tool_choice=choice, **fields)
+
+
+@pytest.mark.parametrize("cut", ["<", "<tool", "<tool_call>", '<tool_call>\n{"na', '<tool_call>\n{"name": "Jo'])
+def test_a_forced_answer_cut_anywhere_is_a_call_never_text(cut: str) -> None:
+    events = _output_events(_joke_request("Joke"), list(cut))
+    result = Accumulator.collect([*events, Finish("length")])
+    assert result.text == ""
+    assert [c.name for c in result.tool_calls] == ["Joke"]
+
+
+def test_stray_markup_is_taken_out_of_auto_text_as_it_streams() -> None:
+    text = "Here is the result: <tool_response>\n42\n</tool_response> and </tool_call> done."
+    events = _output_events(_joke_request("auto"), list(text))
+    result = Accumulator.collect([*events, Finish("stop")])
+    assert result.text == "Here is the result: \n42\n and  done."
+    assert not result.tool_calls
+
+
+def test_a_repeated_call_is_dropped_and_flagged() -> None:
+    from modelport.workers.output import output_parser_for
+
+    output = output_parser_for(_joke_request("required", parallel_tool_calls=True), get_tool_parser("hermes"))
+    one = '<tool_call>\n{"name": "Joke", "arguments": {"setup": "a"}}\n</tool_call>'
+    events = list(output.feed(one + "\n" + one, 0)) + list(output.finish(0))
+    result = Accumulator.collect([*events, Finish("tool_calls")])
+    assert len(result.tool_calls) == 1 and result.text == ""
+    assert output.repeated

@@ -27,7 +27,7 @@ from modelport.workers import ChatWorker, ModelRegistry, default_registry
 
 __all__ = ["ChatModelPort"]
 
-_REQUEST_FIELDS = ("temperature", "top_p", "max_tokens", "seed", "n", *sorted(SAMPLING_FIELDS))
+_REQUEST_FIELDS = ("temperature", "top_p", "max_tokens", "seed", "n", "tool_call_threshold", *sorted(SAMPLING_FIELDS))
 
 
 class ChatModelPort(BaseChatModel):
@@ -61,6 +61,8 @@ class ChatModelPort(BaseChatModel):
     """vLLM's and transformers' multiplicative penalty (1 is off)."""
     top_k: int | None = None
     min_p: float | None = None
+    tool_call_threshold: float | None = None
+    """For local models in auto tool mode: how sure the model must be before it calls (lower calls more)."""
     stop: list[str] | None = Field(default=None, alias="stop_sequences")
     timeout: float | None = None
     """Seconds a remote worker may take; local workers ignore it."""

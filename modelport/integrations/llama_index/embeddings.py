@@ -28,10 +28,24 @@ class ModelPortEmbedding(BaseEmbedding):
         self,
         model_name: str = "",
         *,
+        model: str | None = None,
         worker: EmbeddingWorker | None = None,
         registry: ModelRegistry | None = None,
         **kwargs: Any,
     ) -> None:
+        """Builds the embedding model.
+
+        Args:
+            model_name: The registered model to embed with.
+            model: The same, by the name ``OpenAIEmbedding`` uses.
+            worker: A worker to use directly instead of a registered one.
+            registry: Where to look ``model_name`` up; the default registry when omitted.
+            **kwargs: ``BaseEmbedding`` settings (``embed_batch_size``, ``dimensions``, ...).
+        """
+        if model is not None:
+            if model_name and model_name != model:
+                raise ValueError(f"model={model!r} and model_name={model_name!r} disagree; pass one of them")
+            model_name = model
         if worker is None:
             if not model_name:
                 raise ValueError("ModelPortEmbedding needs a model name or a worker")

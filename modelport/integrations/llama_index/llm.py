@@ -53,6 +53,7 @@ _REQUEST_KEYS = (
     "n",
     "logprobs",
     "top_logprobs",
+    "tool_call_threshold",
     *sorted(SAMPLING_FIELDS),
 )
 

@@ -21,6 +21,7 @@ from modelport.workers.local import GenerationParams, GenerationStats, LocalChat
 from modelport.workers.paths import resolve_path
 from modelport.workers.registry import register_worker
 from modelport.workers.text import ByteDecoder
+from modelport.workers.tool_choice import DEFAULT_THRESHOLD
 
 __all__ = ["LlamaCppWorker"]
 
@@ -43,17 +44,24 @@ class LlamaCppWorker(LocalChatWorker):
         n_threads: Threads for single-token steps; llama.cpp's default (half the cores) when omitted.
         n_threads_batch: Threads for batched steps; every core when omitted.
         n_gpu_layers: Layers to offload to a GPU (-1 for all).
+        flash_attn: Flash attention in the engine's context (``None`` lets llama.cpp decide, as its
+            server does, which turns it on for CPU). Off by default: batched steps ran about 20%
+            faster with it, but in one test run the same greedy request gave two answers with
+            it on (see ``benchmarks/RESULTS.md``); greedy answers are repeatable with it off.
         chat_template: Override the template stored in the GGUF.
         tool_parser: Override the tool-call parser chosen by the model's profile.
         context_overflow: ``"clamp"`` (the default) shortens a ``max_tokens`` that does not fit
             after the prompt, ending with ``length``; ``"error"`` refuses it with a 400.
+        tool_call_threshold: In ``auto`` tool mode, how sure the model must be that a call beats
+            a plain answer (see ``modelport.workers.tool_choice``); requests may override it.
         verbose: Let llama.cpp log to stderr.
-        **llama_kwargs: Passed to ``llama_cpp.Llama`` (context settings such as ``flash_attn``
-            or ``type_k`` carry over to the engine's context).
+        **llama_kwargs: Passed to ``llama_cpp.Llama`` (context settings such as ``type_k`` carry
+            over to the engine's context).
     """
 
     records_logprobs = True
     sampling_fields = SAMPLING_FIELDS
+    forks_prompt = True
 
     def __init__(
         self,
@@ -65,13 +73,20 @@ class LlamaCppWorker(LocalChatWorker):
         n_threads: int | None = None,
         n_threads_batch: int | None = None,
         n_gpu_layers: int = 0,
+        flash_attn: bool | None = False,
         chat_template: str | None = None,
         tool_parser: str | None = None,
         context_overflow: Literal["clamp", "error"] = "clamp",
+        tool_call_threshold: float = DEFAULT_THRESHOLD,
         verbose: bool = False,
         **llama_kwargs: Any,
     ) -> None:
-        super().__init__(n_parallel=n_parallel, tool_parser=tool_parser, context_overflow=context_overflow)
+        super().__init__(
+            n_parallel=n_parallel,
+            tool_parser=tool_parser,
+            context_overflow=context_overflow,
+            tool_call_threshold=tool_call_threshold,
+        )
         from llama_cpp import Llama
 
         path = resolve_path(model_path)
@@ -103,6 +118,7 @@ class LlamaCppWorker(LocalChatWorker):
             n_threads=threads,
             n_threads_batch=threads_batch,
             piece=self._piece_text,
+            flash_attn=-1 if flash_attn is None else int(flash_attn),
         )
         self.threads = (threads, threads_batch)
         # Free the contexts at interpreter exit too, while llama.cpp's module is still intact;
@@ -159,14 +175,17 @@ class LlamaCppWorker(LocalChatWorker):
             repetition_penalty=params.repetition_penalty,
             logit_bias=dict(params.logit_bias or {}),
             grammar=None if params.constraint is None else self._grammar(params.constraint),
-            logprobs=params.logprobs,
+            logprobs=params.logprobs if params.logprobs is not None else (0 if params.score else None),
         )
         job = self.engine.submit(prompt.ids, params.max_new_tokens, spec)
         decoder = ByteDecoder()
         try:
             for token, logprob in job.results(halt):
                 if logprob is not None:
-                    stats.logprobs.append(logprob)
+                    if params.score:
+                        stats.scores.append(logprob.logprob)
+                    if params.logprobs is not None:
+                        stats.logprobs.append(logprob)
                 stats.tokens += 1
                 piece = decoder.feed(self.llm.detokenize([token]))
                 if piece:

@@ -11,11 +11,12 @@ from modelport.core.capabilities import SAMPLING_FIELDS
 from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
 from modelport.workers.constraints import JsonConstraint
-from modelport.workers.kinds.transformers_batch import GenerateBatcher
+from modelport.workers.kinds.transformers_batch import GenerateBatcher, RowRequest
 from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
 from modelport.workers.paths import resolve_path
 from modelport.workers.registry import register_worker
 from modelport.workers.text import TokenDecoder
+from modelport.workers.tool_choice import DEFAULT_THRESHOLD
 
 __all__ = ["TransformersWorker"]
 
@@ -56,6 +57,8 @@ class TransformersWorker(LocalChatWorker):
         batch_wait_s: How long a batch's first request waits for others to join it.
         context_overflow: ``"clamp"`` (the default) shortens a ``max_tokens`` that does not fit
             after the prompt, ending with ``length``; ``"error"`` refuses it with a 400.
+        tool_call_threshold: In ``auto`` tool mode, how sure the model must be that a call beats
+            a plain answer (see ``modelport.workers.tool_choice``); requests may override it.
     """
 
     sampling_fields = SAMPLING_FIELDS
@@ -75,8 +78,14 @@ class TransformersWorker(LocalChatWorker):
         n_parallel: int = 1,
         batch_wait_s: float = 0.02,
         context_overflow: Literal["clamp", "error"] = "clamp",
+        tool_call_threshold: float = DEFAULT_THRESHOLD,
     ) -> None:
-        super().__init__(n_parallel=n_parallel, tool_parser=tool_parser, context_overflow=context_overflow)
+        super().__init__(
+            n_parallel=n_parallel,
+            tool_parser=tool_parser,
+            context_overflow=context_overflow,
+            tool_call_threshold=tool_call_threshold,
+        )
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         quant = _quantization_config(quantization, device_map)
@@ -156,7 +165,22 @@ class TransformersWorker(LocalChatWorker):
         self, prompt: Prompt, params: GenerationParams, halt: threading.Event, stats: GenerationStats
     ) -> Iterator[str]:
         grammar = None if params.constraint is None else self._compiled_grammar(params.constraint)
-        row = self._batcher.submit(prompt.ids, params, grammar)
+        yield from self._read(self._batcher.submit(prompt.ids, params, grammar), halt, stats)
+
+    def _branches(
+        self,
+        prompt: Prompt,
+        params: tuple[GenerationParams, GenerationParams],
+        halts: tuple[threading.Event, threading.Event],
+        stats: tuple[GenerationStats, GenerationStats],
+    ) -> tuple[Iterator[str], Iterator[str]]:
+        """Both auto-mode branches in one batch: a batch forms once, so they are queued together."""
+        grammars = [None if p.constraint is None else self._compiled_grammar(p.constraint) for p in params]
+        rows = self._batcher.submit_together([(prompt.ids, p, g) for p, g in zip(params, grammars, strict=True)])
+        return self._read(rows[0], halts[0], stats[0]), self._read(rows[1], halts[1], stats[1])
+
+    def _read(self, row: RowRequest, halt: threading.Event, stats: GenerationStats) -> Iterator[str]:
+        stats.scores = row.scores  # filled by the batching thread as it picks
         decoder = TokenDecoder(lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
         try:
             for token in row.results(halt):

@@ -32,6 +32,7 @@ class RowRequest(Handoff[int]):
         self.params = params
         self.grammar = grammar
         self.generated: list[int] = []
+        self.scores: list[float] = []  # log probability of each pick, when params.score
 
 
 class _RowSampler:
@@ -80,6 +81,9 @@ class _RowSampler:
         token = int(torch.argmax(scores)) if self.greedy else self._draw(scores)
         if self.matcher is not None:
             self.matcher.accept_token(token)
+        if p.score:
+            # Under the model's own distribution, as llama.cpp's engine scores it.
+            self.row.scores.append(float(torch.log_softmax(logits.float(), dim=-1)[token]))
         return token
 
     def _draw(self, scores: Any) -> int:
@@ -119,7 +123,7 @@ class GenerateBatcher:
         self._eos = eos_ids
         self.n_parallel = n_parallel
         self.batch_wait_s = batch_wait_s
-        self._inbox: queue.Queue[RowRequest | None] = queue.Queue()
+        self._inbox: queue.Queue[list[RowRequest] | None] = queue.Queue()
         self.batch_sizes: list[int] = []
         defaults = model.generation_config
         self._defaults = {
@@ -134,8 +138,14 @@ class GenerateBatcher:
     def submit(self, prompt: list[int], params: GenerationParams, grammar: Any = None) -> RowRequest:
         """Queues one request; read its tokens with ``RowRequest.results``."""
         row = RowRequest(prompt, params, grammar)
-        self._inbox.put(row)
+        self._inbox.put([row])
         return row
+
+    def submit_together(self, requests: list[tuple[list[int], GenerationParams, Any]]) -> list[RowRequest]:
+        """Queues requests that must share a batch (the branches of one auto-mode answer)."""
+        rows = [RowRequest(prompt, params, grammar) for prompt, params, grammar in requests]
+        self._inbox.put(rows)
+        return rows
 
     def close(self) -> None:
         """Stops the owner thread after its current batch."""
@@ -143,14 +153,15 @@ class GenerateBatcher:
         self._thread.join(timeout=30)
 
     def _run(self) -> None:
+        carry: list[RowRequest] | None = None
         while True:
-            first = self._inbox.get()
+            first = carry if carry is not None else self._inbox.get()
             if first is None:
                 return
-            rows, carry, stop = gather(
-                self._inbox, first, size=lambda _: 1, limit=self.n_parallel, wait_s=self.batch_wait_s
+            groups, carry, stop = gather(
+                self._inbox, first, size=len, limit=max(self.n_parallel, len(first)), wait_s=self.batch_wait_s
             )
-            assert carry is None  # one row each: a batch is full before anything overflows it
+            rows = [row for group in groups for row in group]
             for row in [r for r in rows if r.cancelled.is_set()]:
                 row.finish(False)
             rows = [r for r in rows if not r.done]

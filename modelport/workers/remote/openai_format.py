@@ -98,6 +98,9 @@ def request_options(request: ChatRequest, *, max_tokens_field: str = "max_tokens
             options["tool_choice"] = tool_choice_to_wire(request.tool_choice)
         if request.parallel_tool_calls is not None:
             options["parallel_tool_calls"] = request.parallel_tool_calls
+        if request.tool_call_threshold is not None:
+            # modelport's own field: a modelport server upstream applies it, others ignore it.
+            options["tool_call_threshold"] = request.tool_call_threshold
     return options
 
 

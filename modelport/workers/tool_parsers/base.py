@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Callable, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
@@ -18,9 +19,13 @@ from typing import Any, TypeVar
 from modelport.core.errors import BadRequestError
 from modelport.core.events import TextDelta, ToolCallDelta
 from modelport.core.tools import ToolCall, ToolSpec, new_tool_call_id
+from modelport.workers.constraints import JsonConstraint
+from modelport.workers.grammar import literal
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "KNOWN_MARKUP",
+    "MAX_PARALLEL_CALLS",
     "ParsedEvent",
     "ToolParser",
     "get_tool_parser",
@@ -29,6 +34,19 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "modelport.tool_parsers"
+# Markers of the tool-call formats models are trained on; none of them may reach an answer's text.
+KNOWN_MARKUP = (
+    "<tool_call>",
+    "</tool_call>",
+    "<tool_response>",
+    "</tool_response>",
+    "[TOOL_CALLS]",
+    "<|python_tag|>",
+)
+# Calls one constrained answer may hold when parallel calls are allowed.
+MAX_PARALLEL_CALLS = 4
+_PARTIAL_NAME = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)')
+_PARTIAL_ARGUMENTS = re.compile(r'"(?:arguments|parameters)"\s*:\s*')
 
 ParsedEvent = TextDelta | ToolCallDelta
 P = TypeVar("P", bound="type[ToolParser]")
@@ -65,6 +83,7 @@ class ToolParser:
 
     def __init__(self) -> None:
         self._next_index = 0
+        self.incomplete_calls = 0
 
     def feed(self, text: str) -> list[ParsedEvent]:
         """Consumes a piece of output; returns the events it completes."""
@@ -94,6 +113,35 @@ class ToolParser:
         index = self._next_index
         self._next_index += 1
         return [ToolCallDelta(index, new_tool_call_id(), name), ToolCallDelta(index, arguments=text)]
+
+    def incomplete_call_events(self, body: str) -> list[ParsedEvent]:
+        """Events for a call the output cut short, or wrote so that it does not decode.
+
+        They carry whatever name and arguments text it holds: the caller sees an invalid call,
+        never markup in the text.
+        """
+        body = body.strip()
+        match = _PARTIAL_NAME.search(body)
+        name = ""
+        if match:
+            try:
+                name = json.loads(f'"{match.group(1)}"')
+            except ValueError:
+                name = match.group(1)
+        start = _PARTIAL_ARGUMENTS.search(body)
+        arguments = body[start.end() :] if start else ("" if match else body)
+        if start:
+            # The arguments are complete when only the call's own closing brace is missing.
+            try:
+                json.loads(arguments)
+            except ValueError:
+                trimmed = arguments.rstrip().removesuffix("}")
+                if _is_json(trimmed):
+                    arguments = trimmed
+        index = self._next_index
+        self._next_index += 1
+        self.incomplete_calls += 1
+        return [ToolCallDelta(index, new_tool_call_id(), name), ToolCallDelta(index, arguments=arguments)]
 
     # --- describing the format ----------------------------------------------------
 
@@ -135,6 +183,21 @@ class ToolParser:
         ]
         return options[0] if len(options) == 1 else {"anyOf": options}
 
+    def call_constraint(self, tools: Sequence[ToolSpec], *, parallel: bool) -> JsonConstraint:
+        """What a forced answer must be: one call to any of ``tools``, or several if ``parallel``.
+
+        A call ends where its JSON closes: no token goes to a closing marker the parser does not
+        need. With ``parallel``, the model may write the closing marker and then either stop or
+        open another call (up to ``MAX_PARALLEL_CALLS``).
+        """
+        opening = literal(self.call_prefix) + " " if self.call_prefix else ""
+        if not parallel:
+            return JsonConstraint(self.call_schema(tools), root=opening + "{value}")
+        closing = literal(self.call_suffix) + " " if self.call_suffix else ""
+        again = f"( {closing}{literal(self.call_separator)} {opening}{{value}} ){{0,{MAX_PARALLEL_CALLS - 1}}}"
+        tail = f" {literal(self.call_suffix)}?" if self.call_suffix else ""
+        return JsonConstraint(self.call_schema(tools), root=f"{opening}{{value}} {again}{tail}")
+
 
 def register_tool_parser(name: str) -> Callable[[P], P]:
     """Registers a parser class under ``name``."""
@@ -170,3 +233,11 @@ def get_tool_parser(name: str) -> type[ToolParser]:
             f"unknown tool parser {name!r}; known: {', '.join(tool_parser_names())}", param="tool_parser"
         )
     return _PARSERS[name]
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True

@@ -83,8 +83,27 @@ class LeadingJsonToolParser(ToolParser):
             for payload in payloads:
                 call = self._call_events(payload)
                 if call is None:
+                    # JSON that is not a call (a JSON answer to a JSON question) stays text.
                     self._next_index = 0
                     return [TextDelta(head)]
                 events += call
             return events
+        if self._mode == "json" and self._looks_like_call(head):
+            return self.incomplete_call_events(self._strip_frame(head))
         return [TextDelta(head)]
+
+    def _strip_frame(self, body: str) -> str:
+        body = body.strip()
+        if self.marker and body.startswith(self.marker):
+            body = body[len(self.marker) :].strip()
+        return body.strip("`").removeprefix("json").strip() if body.startswith("```") else body
+
+    def _looks_like_call(self, head: str) -> bool:
+        """An undecodable head is a cut call when it opens with the marker or a call's first key."""
+        if self.marker and head.lstrip().startswith(self.marker):
+            return True
+        body = self._strip_frame(head).lstrip("[").lstrip()
+        if not body.startswith("{"):
+            return False
+        key = body[1:].lstrip()
+        return key.startswith('"name"') or '"name"'.startswith(key)

@@ -8,10 +8,10 @@ from typing import Any
 from modelport.core.events import TextDelta
 from modelport.workers.tool_parsers.base import ParsedEvent, ToolParser
 
-__all__ = ["MarkupToolParser"]
+__all__ = ["MarkupToolParser", "held_prefix"]
 
 
-def _held_prefix(text: str, marker: str) -> int:
+def held_prefix(text: str, marker: str) -> int:
     """Length of the longest tail of ``text`` that starts ``marker``."""
     for n in range(min(len(text), len(marker) - 1), 0, -1):
         if marker.startswith(text[-n:]):
@@ -24,8 +24,8 @@ class MarkupToolParser(ToolParser):
 
     Subclasses set ``start`` and ``end`` (``None`` for "until the end of output")
     and may override ``decode_block`` to turn a block's body into call payloads.
-    A block that does not decode to calls is given back as text, markers included,
-    so nothing the model wrote is lost.
+    A block that does not decode to calls (cut short by ``max_tokens``, or badly written)
+    becomes an incomplete call holding what the model wrote: never text with markup in it.
     """
 
     start = ""
@@ -45,7 +45,7 @@ class MarkupToolParser(ToolParser):
             return None
         return value if isinstance(value, list) else [value]
 
-    def _close_block(self, body: str, raw: str) -> list[ParsedEvent]:
+    def _close_block(self, body: str) -> list[ParsedEvent]:
         payloads = self.decode_block(body.strip())
         if payloads:
             saved = self._next_index
@@ -54,10 +54,10 @@ class MarkupToolParser(ToolParser):
                 call = self._call_events(payload)
                 if call is None:
                     self._next_index = saved
-                    return [TextDelta(raw)]
+                    return self.incomplete_call_events(body)
                 events += call
             return events
-        return [TextDelta(raw)] if raw else []
+        return self.incomplete_call_events(body)
 
     def feed(self, text: str) -> list[ParsedEvent]:
         """Passes text through and collects complete blocks."""
@@ -67,7 +67,7 @@ class MarkupToolParser(ToolParser):
             if not self._inside:
                 at = self._buffer.find(self.start)
                 if at < 0:
-                    keep = _held_prefix(self._buffer, self.start)
+                    keep = held_prefix(self._buffer, self.start)
                     out = self._buffer[: len(self._buffer) - keep]
                     self._buffer = self._buffer[len(self._buffer) - keep :]
                     if out:
@@ -86,7 +86,7 @@ class MarkupToolParser(ToolParser):
             self._buffer = self._buffer[close + len(self.end) :]
             self._inside = False
             self._searched = 0
-            events += self._close_block(body, self.start + body + self.end)
+            events += self._close_block(body)
 
     def _find_end(self) -> int:
         """Finds the end marker that closes a decodable block.
@@ -106,11 +106,20 @@ class MarkupToolParser(ToolParser):
             self._searched = close + 1
 
     def finish(self) -> list[ParsedEvent]:
-        """Decodes an unterminated final block, or gives the rest back as text."""
+        """Decodes an unterminated final block, or gives the rest back as text.
+
+        A constrained call ends where its JSON closes, and a model often stops right before the
+        end marker: such a block is accepted when it decodes. An answer cut inside the start
+        marker itself was opening a call, and ends as an empty incomplete one.
+        """
         rest, self._buffer = self._buffer, ""
         self._searched = 0
         if not self._inside:
+            if len(rest) > 1 and self.start.startswith(rest):
+                return self.incomplete_call_events("")
             return [TextDelta(rest)] if rest else []
         self._inside = False
-        # A model often stops right before the end marker; accept the block if it decodes.
-        return self._close_block(rest, self.start + rest)
+        if self.end:
+            # An end marker cut short by max_tokens is not part of the call.
+            rest = rest[: len(rest) - held_prefix(rest, self.end)]
+        return self._close_block(rest)

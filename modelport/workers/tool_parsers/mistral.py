@@ -6,8 +6,10 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from modelport.core.tools import ToolCall
-from modelport.workers.tool_parsers.base import register_tool_parser
+from modelport.core.tools import ToolCall, ToolSpec
+from modelport.workers.constraints import JsonConstraint
+from modelport.workers.grammar import literal
+from modelport.workers.tool_parsers.base import MAX_PARALLEL_CALLS, register_tool_parser
 from modelport.workers.tool_parsers.markup import MarkupToolParser
 
 __all__ = ["MistralToolParser"]
@@ -27,6 +29,14 @@ class MistralToolParser(MarkupToolParser):
         """One marker and one list for all the calls of a turn."""
         bodies = [self.render_call(c)[len(self.call_prefix) : -len(self.call_suffix)] for c in calls]
         return f"{self.call_prefix}{', '.join(bodies)}{self.call_suffix}"
+
+    def call_constraint(self, tools: Sequence[ToolSpec], *, parallel: bool) -> JsonConstraint:
+        """Calls are items of one list, which must close for the output to parse."""
+        more = f" ( {literal(', ')} {{value}} ){{0,{MAX_PARALLEL_CALLS - 1}}}" if parallel else ""
+        return JsonConstraint(
+            self.call_schema(tools),
+            root=f"{literal(self.call_prefix)} {{value}}{more} {literal(self.call_suffix)}",
+        )
 
     def decode_block(self, body: str) -> list[Any] | None:
         """Accepts a list, a single object, or objects one per line."""
