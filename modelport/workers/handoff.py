@@ -14,10 +14,26 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["Handoff", "gather"]
+__all__ = ["Handoff", "LinkedStop", "gather"]
 
 T = TypeVar("T")
 Item = TypeVar("Item")
+
+
+class LinkedStop(threading.Event):
+    """A stop signal of its own that also reads as set once its parent is set.
+
+    A choice stops on its own or on its caller's cancel; an auto-mode branch on losing or on the
+    answer's halt.
+    """
+
+    def __init__(self, parent: threading.Event) -> None:
+        super().__init__()
+        self._parent = parent
+
+    def is_set(self) -> bool:
+        """Whether this event or its parent is set."""
+        return super().is_set() or self._parent.is_set()
 
 
 @dataclass(slots=True)

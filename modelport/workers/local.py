@@ -23,6 +23,7 @@ from modelport.core.request import ChatRequest
 from modelport.workers.base import ChatWorker
 from modelport.workers.bridge import iterate_in_thread
 from modelport.workers.constraints import JsonConstraint
+from modelport.workers.handoff import LinkedStop
 from modelport.workers.output import OutputParser, output_parser_for
 from modelport.workers.profiles import DEFAULT_PROFILE, ModelProfile, profile_for
 from modelport.workers.prompting import template_inputs
@@ -120,17 +121,6 @@ class _LogprobAttacher:
                 self._sent = len(self._recorded)
                 event = replace(event, logprobs=event.logprobs + fresh)
             yield event
-
-
-class _Halt(threading.Event):
-    """Set by the choice itself, or by the caller's cancel event: either stops generation."""
-
-    def __init__(self, cancel: threading.Event) -> None:
-        super().__init__()
-        self._cancel = cancel
-
-    def is_set(self) -> bool:
-        return super().is_set() or self._cancel.is_set()
 
 
 class LocalChatWorker(ChatWorker):
@@ -348,7 +338,7 @@ class LocalChatWorker(ChatWorker):
         choice: int,
     ) -> Generator[StreamEvent, None, FinishReason | None]:
         stops = StopMatcher(request.stop)
-        halt = _Halt(cancel)
+        halt = LinkedStop(cancel)
         pieces = self._pieces(prompt, params, request, output, halt, stats)
         attach = _LogprobAttacher(stats.logprobs)
         try:

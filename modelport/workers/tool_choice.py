@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 from modelport.core.errors import BadRequestError
 from modelport.core.messages import AssistantMessage, ToolMessage, UserMessage
 from modelport.core.request import ChatRequest
+from modelport.workers.handoff import LinkedStop
 
 if TYPE_CHECKING:
     from modelport.workers.constraints import JsonConstraint
@@ -93,17 +94,6 @@ def answered_calls(request: ChatRequest) -> frozenset[tuple[str, str]]:
         for call in m.tool_calls
         if call.id in answered_ids
     )
-
-
-class _BranchHalt(threading.Event):
-    """Set when this branch loses, or when the whole answer is halted."""
-
-    def __init__(self, parent: threading.Event) -> None:
-        super().__init__()
-        self._parent = parent
-
-    def is_set(self) -> bool:
-        return super().is_set() or self._parent.is_set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,7 +157,7 @@ class AutoToolChoice:
             yield from generate(prompt, replace(params, constraint=call), halt, stats)
             return
         free_stats, call_stats = GenerationStats(), GenerationStats()
-        free_halt, call_halt = _BranchHalt(halt), _BranchHalt(halt)
+        free_halt, call_halt = LinkedStop(halt), LinkedStop(halt)
         free, call_pieces = branches(
             prompt,
             (replace(params, score=True), replace(params, score=True, constraint=call)),
