@@ -86,7 +86,7 @@ def test_auto_prose_still_streams_piece_by_piece(llama_worker: ChatWorker) -> No
 
 
 def test_parallel_calls_only_when_asked(llama_worker: ChatWorker) -> None:
-    case = BY_ID["67-two-calls"] if "67-two-calls" in BY_ID else next(c for c in EVAL if c["category"] == "two-calls")
+    case = next(c for c in EVAL if c["category"] == "two-calls")
     one = llama_worker.invoke(request(case, tool_choice="required", parallel_tool_calls=False))
     assert len(one.tool_calls) == 1
     many = llama_worker.invoke(request(case, tool_choice="required", parallel_tool_calls=True))
