@@ -185,27 +185,33 @@ class GenerateBatcher:
         for i, row in enumerate(rows):
             ids[i, width - len(row.prompt) :] = torch.tensor(row.prompt, dtype=torch.long)
             mask[i, width - len(row.prompt) :] = 1
+        device = self._model.device
+        ids, mask = ids.to(device), mask.to(device)
         samplers = [_RowSampler(torch, row, self._defaults) for row in rows]
         deliver: Callable[[RowRequest, int], None] = self._deliver
         pad = self._pad
 
         class _Pick(LogitsProcessor):  # type: ignore[misc]
-            # Samples every live row its own way, then leaves only that token standing.
+            # Samples every live row its own way, then leaves only that token standing. Sampling
+            # runs on the CPU (one copy of the step's logits each way): grammar bitmasks, seeded
+            # generators and per-row Python logic all live there, whatever device the model is on.
             def __call__(self, input_ids: Any, scores: Any) -> Any:
-                forced = torch.full_like(scores, float("-inf"))
+                host = scores.float().cpu()
+                forced = torch.full_like(host, float("-inf"))
                 for i, (row, sampler) in enumerate(zip(rows, samplers, strict=True)):
                     if row.done or row.cancelled.is_set():
                         row.finish(False)
                         forced[i, pad] = 0.0
                         continue
-                    token = sampler.pick(scores[i])
+                    token = sampler.pick(host[i])
                     forced[i, token] = 0.0
                     deliver(row, token)
-                return forced
+                return forced.to(scores.device, scores.dtype)
 
         class _Done(StoppingCriteria):  # type: ignore[misc]
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.tensor([row.done or row.cancelled.is_set() for row in rows], dtype=torch.bool)
+                done = [row.done or row.cancelled.is_set() for row in rows]
+                return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
         with torch.inference_mode():
             self._model.generate(
