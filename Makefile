@@ -30,7 +30,7 @@ chat: install
 
 # The main job: every built-in model, plus the example RAG chain, behind an OpenAI-compatible API.
 serve: install
-	$(BIN)/modelport serve --config examples/serve.yaml --port $(PORT)
+	$(BIN)/modelport serve --config examples/serve.yaml --port $(PORT) --preload
 
 lint: install
 	$(BIN)/ruff check modelport tests benchmarks examples

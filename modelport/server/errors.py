@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
-from modelport.core.errors import ModelPortError, RateLimitedError
+from modelport.core.errors import ModelPortError
 from modelport.server.protocol import ErrorBody, ErrorResponse
 
 __all__ = ["error_body", "error_response", "install_error_handlers", "sse_error"]
@@ -33,10 +34,11 @@ def error_body(error: ModelPortError) -> ErrorResponse:
 
 
 def error_response(error: ModelPortError) -> Response:
-    """The JSON response for a typed error, with Retry-After on 429."""
+    """The JSON response for a typed error, with Retry-After when the error says when to retry."""
     headers = {}
-    if isinstance(error, RateLimitedError) and error.retry_after is not None:
-        headers["Retry-After"] = str(max(1, round(error.retry_after)))
+    retry_after = getattr(error, "retry_after", None)  # 429s, and 503s while draining or loading
+    if isinstance(retry_after, int | float):
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if error.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return Response(error_body(error).json_bytes(), error.status_code, headers=headers, media_type="application/json")

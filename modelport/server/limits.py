@@ -88,6 +88,10 @@ class ModelLimiter:
         gate = self._gates.get(model)
         return 0 if gate is None else gate.limits.max_concurrency - gate.semaphore._value
 
+    def load(self) -> dict[str, tuple[int, int]]:
+        """Requests running and waiting, by model (for the metrics' gauges)."""
+        return {model: (self.in_use(model), gate.waiting) for model, gate in list(self._gates.items())}
+
     async def acquire(self, model: str, parallelism: int | None = None) -> Slot:
         """Waits for a slot.
 

@@ -5,22 +5,32 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import Response
+from fastapi.responses import JSONResponse, Response
 
 from modelport.core.errors import ModelNotFoundError
 from modelport.server import protocol as wire
+from modelport.server.auth import ApiKey
+from modelport.server.metrics import CONTENT_TYPE
 from modelport.server.serving_chat import create_chat_completion, create_completion
 from modelport.server.serving_embeddings import create_embeddings
 from modelport.server.state import ServerState, get_state
+from modelport.server.tracking import record_of
 
 __all__ = ["router"]
 
 State = Annotated[ServerState, Depends(get_state)]
 
 
-def require_key(state: State, authorization: Annotated[str | None, Header()] = None) -> None:
-    """Checks the Bearer key when the server has keys."""
-    state.keys.check(authorization)
+def require_key(state: State, request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Checks the Bearer key when the server has keys, and the key's requests per minute."""
+    key = state.keys.check(authorization)
+    record_of(request).key = key
+    if key is not None and request.method == "POST":
+        state.quotas.admit(key)
+
+
+def _key(request: Request) -> ApiKey | None:
+    return record_of(request).key
 
 
 router = APIRouter()
@@ -34,19 +44,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 @v1.post("/chat/completions", responses=_ERRORS, response_model=wire.ChatCompletion)
 async def chat_completions(body: wire.ChatCompletionRequest, state: State, request: Request) -> Response:
     """Creates a chat completion; with ``stream`` it answers in server-sent events."""
-    return await create_chat_completion(state, body, request.is_disconnected)
+    return await create_chat_completion(state, body, record_of(request), request.is_disconnected)
 
 
 @v1.post("/completions", responses=_ERRORS, response_model=wire.CompletionResponse)
 async def completions(body: wire.CompletionRequest, state: State, request: Request) -> Response:
     """Legacy text completion; the prompt is sent as one user message through the chat template."""
-    return await create_completion(state, body, request.is_disconnected)
+    return await create_completion(state, body, record_of(request), request.is_disconnected)
 
 
 @v1.post("/embeddings", responses=_ERRORS, response_model=wire.EmbeddingResponse)
-async def embeddings(body: wire.EmbeddingRequest, state: State) -> Response:
+async def embeddings(body: wire.EmbeddingRequest, state: State, request: Request) -> Response:
     """Embeds text input."""
-    return await create_embeddings(state, body)
+    return await create_embeddings(state, body, record_of(request))
 
 
 def _card(state: ServerState, name: str) -> wire.ModelCard:
@@ -54,15 +64,20 @@ def _card(state: ServerState, name: str) -> wire.ModelCard:
 
 
 @v1.get("/models", response_model=wire.ModelList)
-async def list_models(state: State) -> Response:
-    """Every registered model and chain."""
-    out = wire.ModelList(data=[_card(state, name) for name in state.registry.names()])
+async def list_models(state: State, request: Request) -> Response:
+    """Every registered model and chain (that the caller's key may use)."""
+    key = _key(request)
+    names = [n for n in state.registry.names() if key is None or key.allows(n)]
+    out = wire.ModelList(data=[_card(state, name) for name in names])
     return Response(out.json_bytes(), media_type="application/json")
 
 
 @v1.get("/models/{model_id:path}", responses=_ERRORS, response_model=wire.ModelCard)
-async def retrieve_model(model_id: str, state: State) -> Response:
+async def retrieve_model(model_id: str, state: State, request: Request) -> Response:
     """One model, or 404 ``model_not_found``."""
+    key = _key(request)
+    if key is not None:
+        key.check_model(model_id, state.registry.names())
     if model_id not in state.registry.names():
         raise ModelNotFoundError(model_id, state.registry.names())
     return Response(_card(state, model_id).json_bytes(), media_type="application/json")
@@ -70,9 +85,24 @@ async def retrieve_model(model_id: str, state: State) -> Response:
 
 @router.get("/health")
 async def health(state: State) -> dict[str, object]:
-    """Readiness: the server is up; lists which models are loaded. Needs no key."""
+    """Liveness: the process answers. Lists the models and which are loaded. Needs no key."""
     names = state.registry.names()
     return {"status": "ok", "models": len(names), "loaded": [n for n in names if state.registry.is_loaded(n)]}
+
+
+@router.get("/health/ready", responses={503: {"description": "Not ready: loading, failed or draining"}})
+async def ready(state: State) -> Response:
+    """Readiness: every preloaded model is in, none failed, and the server is not draining."""
+    ok, detail = state.readiness()
+    return JSONResponse(detail, status_code=200 if ok else 503)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(state: State, authorization: Annotated[str | None, Header()] = None) -> Response:
+    """Prometheus metrics; behind the API keys unless the server makes them public."""
+    if not state.settings.metrics_public:
+        state.keys.check(authorization)
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
 
 router.include_router(v1)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from modelport.server.encoding import DONE, ChatChunkEncoder, chat_completion, u
 from modelport.server.errors import sse_error
 from modelport.server.limits import Slot
 from modelport.server.state import ServerState
+from modelport.server.tracking import RequestRecord, tracked_events
 from modelport.workers.base import ChatWorker
 
 __all__ = ["create_chat_completion", "create_completion"]
@@ -73,11 +73,16 @@ def chat_request(body: wire.ChatCompletionRequest) -> ChatRequest:
 
 
 async def _start(
-    state: ServerState, model: str, worker: ChatWorker, request: ChatRequest
+    state: ServerState, record: RequestRecord, worker: ChatWorker, request: ChatRequest
 ) -> tuple[Slot, AsyncIterator[StreamEvent], StreamEvent | None]:
-    """Takes a slot and pulls the first event, so that errors before any output get a real status."""
-    slot = await state.limiter.acquire(model, worker.parallelism)
-    events = worker.astream(request)
+    """Takes a slot and pulls the first event, so that errors before any output get a real status.
+
+    The events are noted on ``record`` and cut, with ``ShuttingDownError``, when the server stops.
+    """
+    queued = time.perf_counter()
+    slot = await state.limiter.acquire(record.model, worker.parallelism)
+    record.queued_s = time.perf_counter() - queued
+    events = state.lifecycle.guard(tracked_events(worker.astream(request), record))
     try:
         first = await anext(aiter(events), None)
     except BaseException:
@@ -130,18 +135,18 @@ async def _close(events: AsyncIterator[StreamEvent]) -> None:
         await aclose()
 
 
-def _new_id(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex}"
-
-
 async def create_chat_completion(
-    state: ServerState, body: wire.ChatCompletionRequest, disconnected: Disconnected | None = None
+    state: ServerState,
+    body: wire.ChatCompletionRequest,
+    record: RequestRecord,
+    disconnected: Disconnected | None = None,
 ) -> Response:
     """Serves one chat completion, whole or as an SSE stream."""
+    state.admit(record, body.model, "chat")
     request = chat_request(body)
     worker = await state.chat_worker(body.model)
-    slot, events, first = await _start(state, body.model, worker, request)
-    completion_id, created = _new_id("chatcmpl"), int(time.time())
+    slot, events, first = await _start(state, record, worker, request)
+    completion_id, created = f"chatcmpl-{record.id}", int(time.time())
     if not body.stream:
         try:
             result = await _collect(_rest(first, events), disconnected)
@@ -165,10 +170,13 @@ async def create_chat_completion(
                 yield encoder.encode(event)
             yield encoder.end()
         except ModelPortError as error:
+            record.fail(error.status_code, error.message)
             yield sse_error(error) + DONE
         except Exception as error:
             logger.exception("chat stream for %s failed", body.model)
-            yield sse_error(ModelPortError(f"internal error: {type(error).__name__}")) + DONE
+            internal = ModelPortError(f"internal error: {type(error).__name__}")
+            record.fail(500, internal.message)
+            yield sse_error(internal) + DONE
         finally:
             # Runs on normal end, on error and when the client disconnects (the task is cancelled):
             # closing the worker's stream stops its generation and frees the slot.
@@ -215,20 +223,24 @@ def completion_request(body: wire.CompletionRequest, prompt: str) -> ChatRequest
 
 
 async def create_completion(
-    state: ServerState, body: wire.CompletionRequest, disconnected: Disconnected | None = None
+    state: ServerState,
+    body: wire.CompletionRequest,
+    record: RequestRecord,
+    disconnected: Disconnected | None = None,
 ) -> Response:
     """Serves the legacy completions endpoint through the model's chat template."""
+    state.admit(record, body.model, "completions")
     prompts = _prompts(body)
     requests = [completion_request(body, p) for p in prompts]
     if body.stream and len(prompts) > 1:
         raise BadRequestError("streaming supports one prompt per request", param="prompt")
     worker = await state.chat_worker(body.model)
-    completion_id, created = _new_id("cmpl"), int(time.time())
+    completion_id, created = f"cmpl-{record.id}", int(time.time())
     if not body.stream:
         choices: list[wire.CompletionChoice] = []
         total = None
         for p, request in enumerate(requests):
-            slot, events, first = await _start(state, body.model, worker, request)
+            slot, events, first = await _start(state, record, worker, request)
             try:
                 result = await _collect(_rest(first, events), disconnected)
             finally:
@@ -250,7 +262,7 @@ async def create_completion(
         )
         return Response(out.json_bytes(), media_type="application/json")
 
-    slot, events, first = await _start(state, body.model, worker, requests[0])
+    slot, events, first = await _start(state, record, worker, requests[0])
     include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
     def chunk(choices: list[wire.CompletionChoice], with_usage: wire.Usage | None = None) -> bytes:
@@ -278,6 +290,7 @@ async def create_completion(
                 yield chunk([], usage(total))
             yield DONE
         except ModelPortError as error:
+            record.fail(error.status_code, error.message)
             yield sse_error(error) + DONE
         finally:
             await _close(events)

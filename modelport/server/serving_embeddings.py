@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
+import time
 
 from fastapi.responses import Response
 
@@ -11,6 +12,7 @@ from modelport.core.errors import BadRequestError
 from modelport.core.request import EmbeddingRequest
 from modelport.server import protocol as wire
 from modelport.server.state import ServerState
+from modelport.server.tracking import RequestRecord
 
 __all__ = ["create_embeddings", "encode_base64"]
 
@@ -30,16 +32,21 @@ def _texts(value: object) -> list[str]:
     raise BadRequestError("token-id input is not supported; send text", param="input")
 
 
-async def create_embeddings(state: ServerState, body: wire.EmbeddingRequest) -> Response:
+async def create_embeddings(state: ServerState, body: wire.EmbeddingRequest, record: RequestRecord) -> Response:
     """Embeds the input texts in order."""
+    state.admit(record, body.model, "embeddings")
     texts = _texts(body.input)
+    record.inputs = len(texts)
     request = EmbeddingRequest(texts, dimensions=body.dimensions)
     worker = await state.embedder(body.model)
+    queued = time.perf_counter()
     slot = await state.limiter.acquire(body.model, worker.parallelism)
+    record.queued_s = time.perf_counter() - queued
     try:
         result = await worker.aembed(request)
     finally:
         slot.release()
+    record.prompt_tokens = result.prompt_tokens
     encode = encode_base64 if body.encoding_format == "base64" else (lambda v: v)
     out = wire.EmbeddingResponse(
         data=[wire.EmbeddingData(index=i, embedding=encode(v)) for i, v in enumerate(result.vectors)],

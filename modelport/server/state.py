@@ -1,20 +1,33 @@
-"""What one app instance holds: the model registry, its keys and its limits."""
+"""What one app instance holds: the registry, its keys and limits, its drain state and metrics."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Literal
 
 from fastapi import Request
 
-from modelport.server.auth import ApiKeys
+from modelport.core.errors import ModelPortError
+from modelport.server.auth import ApiKey, ApiKeys
+from modelport.server.lifecycle import Lifecycle
 from modelport.server.limits import Limits, ModelLimiter
-from modelport.workers.base import ChatWorker, EmbeddingWorker
+from modelport.server.logs import AccessLog
+from modelport.server.metrics import ServerMetrics
+from modelport.server.quotas import KeyQuotas
+from modelport.server.tracking import RequestRecord
+from modelport.workers.base import ChatWorker, EmbeddingWorker, EngineMetrics
 from modelport.workers.models import ModelRegistry
 
+if TYPE_CHECKING:
+    from modelport.config import ServerConfig
+
 __all__ = ["ServerSettings", "ServerState", "get_state"]
+
+logger = logging.getLogger("modelport.server")
 
 
 @dataclass(frozen=True)
@@ -22,18 +35,54 @@ class ServerSettings:
     """How the server behaves.
 
     Attributes:
-        api_keys: Accepted Bearer keys; none means the server is open.
+        api_keys: Accepted Bearer keys (named ``key-1``...); with no keys at all the server is open.
+        keys: Named keys with allow-lists and per-minute limits.
         limits: Concurrency and queue length for each model.
         model_limits: Per-model overrides of ``limits``.
-        preload: Models to load at startup instead of on first use.
+        preload: Models to load at startup; the server is ready once they are.
+        drain_timeout_s: How long in-flight requests may finish after a shutdown signal.
+        metrics_public: Serve ``/metrics`` without a key even when the API needs one.
         title: The title of the OpenAPI document.
     """
 
     api_keys: Sequence[str] = ()
+    keys: Sequence[ApiKey] = ()
     limits: Limits = field(default_factory=Limits)
     model_limits: Mapping[str, Limits] = field(default_factory=dict)
     preload: Sequence[str] = ()
+    drain_timeout_s: float = 30.0
+    metrics_public: bool = False
+    log_format: Literal["text", "json"] = "text"
     title: str = "modelport"
+
+    @classmethod
+    def from_config(cls, config: ServerConfig, **overrides: object) -> ServerSettings:
+        """Settings from a config file's ``server:`` section, with command-line overrides."""
+        keys = [
+            ApiKey(
+                k.name,
+                bytes.fromhex(k.sha256) if k.sha256 else ApiKey.from_secret(k.name, k.key or "").sha256,
+                frozenset(k.models) if k.models is not None else None,
+                k.rpm,
+                k.tpm,
+            )
+            for k in config.keys
+        ]
+        defaults = Limits()
+        limits = Limits(
+            config.max_concurrency or defaults.max_concurrency,
+            config.max_queue if config.max_queue is not None else defaults.max_queue,
+        )
+        settings = cls(
+            api_keys=list(config.api_keys),
+            keys=keys,
+            limits=limits,
+            drain_timeout_s=config.drain_timeout_s,
+            metrics_public=config.metrics_public,
+            log_format=config.log_format,
+            title=config.title,
+        )
+        return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
 
 class ServerState:
@@ -42,10 +91,71 @@ class ServerState:
     def __init__(self, registry: ModelRegistry, settings: ServerSettings) -> None:
         self.registry = registry
         self.settings = settings
-        self.keys = ApiKeys(settings.api_keys)
+        self.keys = ApiKeys(settings.api_keys, settings.keys)
+        self.quotas = KeyQuotas()
         entry_limits = {e.name: e.limits for e in registry.entries() if e.limits}
         self.limiter = ModelLimiter(settings.limits, settings.model_limits, entry_limits)
+        self.lifecycle = Lifecycle(settings.drain_timeout_s)
+        self.metrics = ServerMetrics(self.limiter.load, self._engine_metrics)
+        self.access_log = AccessLog()
         self.started = int(time.time())
+        self.preloading: set[str] = set(settings.preload)
+
+    def _engine_metrics(self) -> dict[str, EngineMetrics]:
+        out = {}
+        for name in self.registry.names():
+            if self.registry.is_loaded(name):
+                stats = self.registry.load(name).engine_metrics()
+                if stats is not None:
+                    out[name] = stats
+        return out
+
+    def finished(self, record: RequestRecord) -> None:
+        """Everything that happens once per finished request: metrics, key tokens, access log."""
+        self.metrics.observe(record)
+        if record.key is not None:
+            self.quotas.charge(record.key, record.prompt_tokens + record.completion_tokens)
+        self.access_log(record)
+
+    async def preload(self) -> None:
+        """Loads the preloaded models one by one, off the event loop; failures are recorded."""
+        started = time.monotonic()
+        for name in list(self.settings.preload):
+            try:
+                await asyncio.to_thread(self.registry.load, name)
+            except ModelPortError:
+                pass  # the registry logged it and keeps the reason; readiness reports it
+            finally:
+                self.preloading.discard(name)
+        failed = self.registry.failures()
+        if failed:
+            logger.error("not ready: %s failed to load", ", ".join(sorted(failed)))
+        else:
+            logger.info("ready: %d model(s) loaded in %.1f s", len(self.settings.preload), time.monotonic() - started)
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Whether the server should get traffic, and why not."""
+        failed = self.registry.failures()
+        loading = sorted(self.preloading)
+        ready = not failed and not loading and not self.lifecycle.draining
+        detail: dict[str, object] = {"status": "ready" if ready else "not ready"}
+        if self.lifecycle.draining:
+            detail["draining"] = True
+        if loading:
+            detail["loading"] = loading
+        if failed:
+            detail["failed"] = failed
+        return ready, detail
+
+    def admit(self, record: RequestRecord, model: str, endpoint: str) -> None:
+        """Notes what a request is for and checks that its key may use ``model``.
+
+        Raises:
+            ModelNotFoundError: If the key's allow-list leaves ``model`` out.
+        """
+        record.model, record.endpoint = model, endpoint
+        if record.key is not None:
+            record.key.check_model(model, self.registry.names())
 
     async def chat_worker(self, name: str) -> ChatWorker:
         """The chat worker for ``name``, loaded off the event loop on first use."""

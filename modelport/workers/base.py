@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import dataclass, field
 
 from modelport.core.accumulator import Accumulator, ChatResult
 from modelport.core.capabilities import Capabilities
@@ -13,7 +14,20 @@ from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
 from modelport.core.tools import NamedToolChoice
 
-__all__ = ["ChatWorker", "EmbeddingWorker", "Worker"]
+__all__ = ["ChatWorker", "EmbeddingWorker", "EngineMetrics", "Worker"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineMetrics:
+    """A batching engine's state, for metrics.
+
+    Attributes:
+        batch_sizes: Engine steps so far, by how many sequences each decoded together.
+        kv_cache_usage: Fraction of the KV cache held by running sequences, if the engine has one.
+    """
+
+    batch_sizes: Mapping[int, int] = field(default_factory=dict)
+    kv_cache_usage: float | None = None
 
 
 class Worker:
@@ -26,6 +40,10 @@ class Worker:
 
     def close(self) -> None:
         """Frees the worker's resources. The default does nothing."""
+
+    def engine_metrics(self) -> EngineMetrics | None:
+        """The batching engine's state, for workers that have one; ``None`` by default."""
+        return None
 
     def __enter__(self) -> Worker:
         return self

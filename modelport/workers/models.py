@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import functools
+import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from modelport.core.capabilities import Capabilities
-from modelport.core.errors import BadRequestError, ModelNotFoundError
+from modelport.core.errors import BadRequestError, ModelNotFoundError, ModelUnavailableError
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
 from modelport.workers.chat_templates import GEMMA
 from modelport.workers.registry import KindRegistry, worker_kinds
 
 __all__ = ["BUILTIN_MODELS", "ModelEntry", "ModelRegistry", "default_registry"]
+
+logger = logging.getLogger("modelport.workers")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,41 +30,6 @@ class ModelEntry:
     params: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     limits: Mapping[str, int] = field(default_factory=dict)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, where: str = "models") -> ModelEntry:
-        """Parses one ``models:`` item of a config file."""
-        name, kind = data.get("name"), data.get("kind")
-        if not isinstance(name, str) or not name:
-            raise BadRequestError("each model needs a name", param=f"{where}.name")
-        if not isinstance(kind, str) or not kind:
-            raise BadRequestError(f"model {name!r} needs a kind", param=f"{where}.kind")
-        params = data.get("params") or {}
-        if not isinstance(params, Mapping):
-            raise BadRequestError(f"params of {name!r} must be a mapping", param=f"{where}.params")
-        return cls(name, kind, dict(params), str(data.get("description") or ""), _limits(data.get("limits"), where))
-
-
-LIMIT_KEYS = ("max_concurrency", "max_queue")
-
-
-def _limits(data: Any, where: str) -> dict[str, int]:
-    """A model entry's ``limits:`` block: ``max_concurrency`` (>= 1) and ``max_queue`` (>= 0)."""
-    if data is None:
-        return {}
-    if not isinstance(data, Mapping):
-        raise BadRequestError("limits must be a mapping", param=f"{where}.limits")
-    out: dict[str, int] = {}
-    for key, value in data.items():
-        if key not in LIMIT_KEYS:
-            raise BadRequestError(
-                f"unknown limit {key!r}; known: {', '.join(LIMIT_KEYS)}", param=f"{where}.limits.{key}"
-            )
-        low = 1 if key == "max_concurrency" else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise BadRequestError(f"must be an integer >= {low}, got {value!r}", param=f"{where}.limits.{key}")
-        out[key] = value
-    return out
 
 
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (
@@ -97,6 +65,8 @@ BUILTIN_MODELS: tuple[ModelEntry, ...] = (
 class ModelRegistry:
     """Named model entries, each loaded once on first use and then reused.
 
+    A config file becomes a registry through ``modelport.config.load_config(path).registry()``.
+
     Args:
         entries: The entries to start with.
         kinds: Where worker kinds are looked up; the process-wide table by default.
@@ -106,6 +76,7 @@ class ModelRegistry:
         self._kinds = kinds
         self._entries: dict[str, ModelEntry] = {}
         self._workers: dict[str, Worker] = {}
+        self._failures: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         for entry in entries:
@@ -115,37 +86,6 @@ class ModelRegistry:
     def builtin(cls) -> ModelRegistry:
         """A registry holding the built-in offline models."""
         return cls(BUILTIN_MODELS)
-
-    @classmethod
-    def from_config(cls, data: Mapping[str, Any], *, include_builtin: bool = True) -> ModelRegistry:
-        """Builds a registry from a parsed config (``models:`` and ``chains:`` lists)."""
-        registry = cls(BUILTIN_MODELS if include_builtin else ())
-        for i, item in enumerate(data.get("models") or ()):
-            registry.add(ModelEntry.from_dict(item, where=f"models[{i}]"), replace=True)
-        for i, item in enumerate(data.get("chains") or ()):
-            name, factory = item.get("name"), item.get("factory")
-            if not isinstance(name, str) or not isinstance(factory, str):
-                raise BadRequestError("each chain needs a name and a factory", param=f"chains[{i}]")
-            params = {"factory": factory, **(item.get("params") or {})}
-            registry.add(ModelEntry(name, "runnable", params, str(item.get("description") or "")), replace=True)
-        return registry
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, *, include_builtin: bool = True) -> ModelRegistry:
-        """Reads a YAML config file.
-
-        Raises:
-            BadRequestError: If the file is missing or malformed.
-        """
-        import yaml
-
-        try:
-            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as error:
-            raise BadRequestError(f"cannot read config {path}: {error}", param="config") from error
-        if not isinstance(data, Mapping):
-            raise BadRequestError("the config must be a mapping with a models list", param="config")
-        return cls.from_config(data, include_builtin=include_builtin)
 
     def add(self, entry: ModelEntry, *, replace: bool = False) -> None:
         """Adds an entry.
@@ -158,6 +98,7 @@ class ModelRegistry:
                 raise BadRequestError(f"a model named {entry.name!r} is already registered", param="name")
             self._entries[entry.name] = entry
             self._workers.pop(entry.name, None)
+            self._failures.pop(entry.name, None)
 
     def register(self, name: str, kind: str, **params: Any) -> ModelEntry:
         """Adds an entry from keyword parameters and returns it."""
@@ -194,8 +135,17 @@ class ModelRegistry:
         """True once ``name``'s worker has been built."""
         return name in self._workers
 
+    def failures(self) -> dict[str, str]:
+        """Models whose load failed, with the reason; they stay failed until replaced."""
+        return dict(self._failures)
+
     def load(self, name: str) -> Worker:
-        """Returns the worker for ``name``, building it on first use."""
+        """Returns the worker for ``name``, building it on first use.
+
+        Raises:
+            ModelNotFoundError: If no model is called ``name``.
+            ModelUnavailableError: If building the worker failed (now or on an earlier try).
+        """
         entry = self.entry(name)
         worker = self._workers.get(name)
         if worker is not None:
@@ -204,9 +154,24 @@ class ModelRegistry:
             lock = self._locks.setdefault(name, threading.Lock())
         with lock:  # one load per name, even when many requests arrive at once
             worker = self._workers.get(name)
-            if worker is None:
-                worker = self._kinds.get(entry.kind)(**entry.params)
-                self._workers[name] = worker
+            if worker is not None:
+                return worker
+            if name in self._failures:
+                raise ModelUnavailableError(name, self._failures[name])
+            factory = self._kinds.get(entry.kind)  # an unknown kind is the caller's error (400)
+            logger.info("loading %s (%s)", name, entry.kind)
+            started = time.monotonic()
+            try:
+                worker = factory(**entry.params)
+            except Exception as error:
+                # Whatever the cause (a missing or corrupt file, a bad parameter), it is the
+                # server's to fix: callers get 503 naming the model, never a 400 or a 500.
+                reason = str(error.message if isinstance(error, BadRequestError) else error) or type(error).__name__
+                self._failures[name] = reason
+                logger.error("loading %s failed: %s", name, reason)
+                raise ModelUnavailableError(name, reason) from error
+            self._workers[name] = worker
+            logger.info("%s ready in %.1f s", name, time.monotonic() - started)
         return worker
 
     def declared_capabilities(self, name: str) -> Capabilities:

@@ -6,19 +6,20 @@ import multiprocessing
 import random
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any, Literal
 
 from modelport.core.capabilities import SAMPLING_FIELDS
 from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
+from modelport.workers.base import EngineMetrics
 from modelport.workers.chat_template import ChatTemplate
 from modelport.workers.constraints import JsonConstraint
 from modelport.workers.kinds.llama_cpp_engine import LlamaBatchEngine
 from modelport.workers.kinds.llama_cpp_sampling import SamplingSpec
 from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
-from modelport.workers.paths import resolve_path
+from modelport.workers.paths import check_path, resolve_path
 from modelport.workers.registry import register_worker
 from modelport.workers.text import ByteDecoder
 from modelport.workers.tool_choice import DEFAULT_THRESHOLD
@@ -62,6 +63,23 @@ class LlamaCppWorker(LocalChatWorker):
     records_logprobs = True
     sampling_fields = SAMPLING_FIELDS
     forks_prompt = True
+
+    # Keywords this worker sets itself, so they cannot come through ``**llama_kwargs``.
+    _OWN_LLAMA_KEYWORDS = frozenset({"self", "model_path", "n_ctx", "n_threads", "n_threads_batch", "verbose"})
+
+    @classmethod
+    def extra_params(cls) -> frozenset[str]:
+        """The ``llama_cpp.Llama`` keywords that may pass through (it ignores unknown ones itself)."""
+        import inspect
+
+        from llama_cpp import Llama
+
+        return frozenset(inspect.signature(Llama.__init__).parameters) - cls._OWN_LLAMA_KEYWORDS - {"kwargs"}
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """Checks that ``model_path`` names a file (or an installed package), without loading it."""
+        check_path(params.get("model_path"), param="model_path")
 
     def __init__(
         self,
@@ -206,6 +224,10 @@ class LlamaCppWorker(LocalChatWorker):
 
                 self._grammars[constraint.key] = LlamaGrammar.from_string(constraint.gbnf(), verbose=False)
             return self._grammars[constraint.key]
+
+    def engine_metrics(self) -> EngineMetrics:
+        """Steps by batch size and the KV cache's use, from the batching engine."""
+        return EngineMetrics(dict(self.engine.stats.batch_sizes), self.engine.kv_usage())
 
     def close(self) -> None:
         """Stops the engine and frees the llama.cpp contexts."""

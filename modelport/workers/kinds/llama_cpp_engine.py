@@ -170,6 +170,11 @@ class LlamaBatchEngine:
             self._cond.notify()
         return job
 
+    def kv_usage(self) -> float:
+        """Fraction of the KV cells held by running sequences (read without a lock: a gauge)."""
+        held = sum(len(sequence.kv) for sequence in list(self._active))
+        return held / max(self.n_parallel * self.n_ctx_seq, 1)
+
     def kv_bytes(self) -> int:
         """Bytes of KV cache the context allocates: every sequence's (rounded) context of cells."""
         return int(self.n_parallel * self.n_ctx_seq * self.kv_bytes_per_token())

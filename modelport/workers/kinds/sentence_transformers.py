@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from modelport.core.capabilities import Capabilities
@@ -10,7 +11,7 @@ from modelport.core.errors import BadRequestError
 from modelport.core.request import EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import EmbeddingWorker
 from modelport.workers.kinds.sentence_transformers_batch import EmbeddingBatcher
-from modelport.workers.paths import resolve_path
+from modelport.workers.paths import check_path, resolve_path
 from modelport.workers.registry import register_worker
 
 __all__ = ["SentenceTransformersWorker"]
@@ -30,6 +31,11 @@ class SentenceTransformersWorker(EmbeddingWorker):
         max_batch_texts: Texts that concurrent calls may merge into one ``encode`` call.
         batch_wait_s: How long the first call of a batch waits for others to join it.
     """
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """Checks that a local ``model`` folder (or package) exists; hub ids are left to loading."""
+        check_path(params.get("model"), param="model", local_only=True)
 
     def __init__(
         self,

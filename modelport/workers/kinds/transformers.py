@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Literal
 
 from modelport.core.capabilities import SAMPLING_FIELDS
 from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
+from modelport.workers.base import EngineMetrics
 from modelport.workers.constraints import JsonConstraint
 from modelport.workers.kinds.transformers_batch import GenerateBatcher, RowRequest
 from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
-from modelport.workers.paths import resolve_path
+from modelport.workers.paths import check_path, resolve_path
 from modelport.workers.registry import register_worker
 from modelport.workers.text import TokenDecoder
 from modelport.workers.tool_choice import DEFAULT_THRESHOLD
@@ -62,6 +63,11 @@ class TransformersWorker(LocalChatWorker):
     """
 
     sampling_fields = SAMPLING_FIELDS
+
+    @classmethod
+    def check_params(cls, params: Mapping[str, Any]) -> None:
+        """Checks that a local ``model`` folder (or package) exists; hub ids are left to loading."""
+        check_path(params.get("model"), param="model", local_only=True)
 
     def __init__(
         self,
@@ -130,6 +136,10 @@ class TransformersWorker(LocalChatWorker):
         self._finalizer = weakref.finalize(self, self._batcher.close)
         window = int(max_context or getattr(config, "max_position_embeddings", None) or 2048)
         self._configure(template=template, name=f"{model} {gguf_file or ''} {config.model_type}", max_context=window)
+
+    def engine_metrics(self) -> EngineMetrics:
+        """Batches by size (one ``generate`` call is one batch; its rows decode together)."""
+        return EngineMetrics(dict(self._batcher.batch_sizes))
 
     def close(self) -> None:
         """Stops the batching thread."""

@@ -11,6 +11,7 @@ next one; a row whose request is cancelled stops at the next step.
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
@@ -124,7 +125,8 @@ class GenerateBatcher:
         self.n_parallel = n_parallel
         self.batch_wait_s = batch_wait_s
         self._inbox: queue.Queue[list[RowRequest] | None] = queue.Queue()
-        self.batch_sizes: list[int] = []
+        # Batches run so far, by rows (a Counter, not a list: a long-running server grows none).
+        self.batch_sizes: collections.Counter[int] = collections.Counter()
         defaults = model.generation_config
         self._defaults = {
             "do_sample": bool(getattr(defaults, "do_sample", False)),
@@ -178,7 +180,7 @@ class GenerateBatcher:
         from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
         torch = self._torch
-        self.batch_sizes.append(len(rows))
+        self.batch_sizes[len(rows)] += 1
         width = max(len(r.prompt) for r in rows)
         ids = torch.full((len(rows), width), self._pad, dtype=torch.long)
         mask = torch.zeros((len(rows), width), dtype=torch.long)

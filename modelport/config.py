@@ -1,0 +1,224 @@
+"""The YAML config file: its schema, checked in full before anything loads.
+
+Every section has a schema; an unknown or misspelt key at any level is refused by its path
+(``models[2].params.n_ctxx``) with a "did you mean" when a known key is close. Each model's
+``params`` are checked against its kind (``modelport.workers.params``)::
+
+    config = load_config("serve.yaml")      # raises ConfigError
+    registry = config.registry()
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from modelport.core.errors import BadRequestError
+from modelport.workers.models import BUILTIN_MODELS, ModelEntry, ModelRegistry
+from modelport.workers.params import check_params, did_you_mean
+from modelport.workers.registry import KindRegistry, worker_kinds
+
+__all__ = [
+    "ChainConfig",
+    "Config",
+    "ConfigError",
+    "KeyConfig",
+    "LimitsConfig",
+    "ModelConfig",
+    "ServerConfig",
+    "load_config",
+    "parse_config",
+]
+
+
+class ConfigError(BadRequestError):
+    """The config file is unreadable or invalid; ``param`` is the offending key's path."""
+
+    code = "invalid_config"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitsConfig(_Section):
+    """A model's ``limits:`` block."""
+
+    max_concurrency: int | None = Field(default=None, ge=1, description="requests at once")
+    max_queue: int | None = Field(default=None, ge=0, description="requests waiting before 429")
+
+
+class ModelConfig(_Section):
+    """One ``models:`` entry: a name bound to a worker kind and its parameters."""
+
+    name: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+    limits: LimitsConfig | None = None
+
+    def entry(self) -> ModelEntry:
+        """The registry entry this config describes."""
+        limits = {} if self.limits is None else self.limits.model_dump(exclude_none=True)
+        return ModelEntry(self.name, self.kind, dict(self.params), self.description, limits)
+
+
+class ChainConfig(_Section):
+    """One ``chains:`` entry: a LangChain runnable built by ``factory`` (``module:function``)."""
+
+    name: str = Field(min_length=1)
+    factory: str = Field(pattern=r"^[\w.]+:[\w.]+$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+
+    def entry(self) -> ModelEntry:
+        """The ``runnable`` entry that serves the chain."""
+        return ModelEntry(self.name, "runnable", {"factory": self.factory, **self.params}, self.description)
+
+
+class KeyConfig(_Section):
+    """One API key with its own limits; ``key`` or its ``sha256``, so the file need hold no secret."""
+
+    name: str = Field(min_length=1)
+    key: str | None = Field(default=None, min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    models: list[str] | None = None
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute")
+    tpm: int | None = Field(default=None, ge=1, description="prompt plus completion tokens per minute")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> KeyConfig:
+        if (self.key is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of 'key' and 'sha256'")
+        return self
+
+
+class ServerConfig(_Section):
+    """The ``server:`` section."""
+
+    api_keys: list[str] = Field(default_factory=list)
+    keys: list[KeyConfig] = Field(default_factory=list)
+    max_concurrency: int | None = Field(default=None, ge=1)
+    max_queue: int | None = Field(default=None, ge=0)
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    preload: bool = False
+    metrics_public: bool = False
+    log_format: Literal["text", "json"] = "text"
+    title: str = "modelport"
+
+    @model_validator(mode="after")
+    def _unique_key_names(self) -> ServerConfig:
+        names = [k.name for k in self.keys]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"key names must be unique; repeated: {', '.join(duplicated)}")
+        return self
+
+
+class Config(_Section):
+    """A whole config file."""
+
+    models: list[ModelConfig] = Field(default_factory=list)
+    chains: list[ChainConfig] = Field(default_factory=list)
+    server: ServerConfig = ServerConfig()
+
+    def entries(self) -> list[ModelEntry]:
+        """The file's models, then its chains, in order."""
+        return [m.entry() for m in self.models] + [c.entry() for c in self.chains]
+
+    def registry(self, *, include_builtin: bool = True) -> ModelRegistry:
+        """A registry of the built-ins (unless left out) with this file's entries over them."""
+        registry = ModelRegistry(BUILTIN_MODELS if include_builtin else ())
+        for entry in self.entries():
+            registry.add(entry, replace=True)
+        return registry
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _section_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The schema class that holds the key at ``loc`` (for "did you mean" suggestions)."""
+    current: Any = Config
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        current = current.model_fields[part].annotation
+        while get_origin(current) is not None:  # list[X], X | None
+            current = next((a for a in get_args(current) if a is not type(None)), None)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _config_error(error: ValidationError) -> ConfigError:
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    # A model-level validator reports at its section; its message starts "Value error, ".
+    message = re.sub(r"^Value error, ", "", first["msg"])
+    if first["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        section = _section_at(loc)
+        hint = did_you_mean(key, section.model_fields) if section is not None else ""
+        known = f" (known: {', '.join(section.model_fields)})" if section is not None and not hint else ""
+        message = f"unknown key {key!r}{hint}{known}"
+    elif first["type"] == "missing":
+        message = "a required key is missing"
+    path = _path(loc) or "config"
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return ConfigError(message + suffix, param=path)
+
+
+def parse_config(data: Any, *, kinds: KindRegistry = worker_kinds) -> Config:
+    """Validates a parsed config, each model's params against its kind included.
+
+    Raises:
+        ConfigError: Naming the first offending key by its path.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError("the config must be a mapping with models, chains and server sections", param="config")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as error:
+        raise _config_error(error) from None
+    for i, model in enumerate(config.models):
+        where = f"models[{i}]"
+        try:
+            factory = kinds.get(model.kind)
+        except BadRequestError:
+            known = kinds.names()
+            raise ConfigError(
+                f"unknown kind {model.kind!r}{did_you_mean(model.kind, known)} (known: {', '.join(known)})",
+                param=f"{where}.kind",
+            ) from None
+        try:
+            check_params(factory, model.params, kind=model.kind, where=where)
+        except BadRequestError as error:
+            raise ConfigError(error.message.removeprefix(f"{error.param}: "), param=error.param) from None
+    return config
+
+
+def load_config(path: str | Path, *, kinds: KindRegistry = worker_kinds) -> Config:
+    """Reads and validates a YAML config file.
+
+    Raises:
+        ConfigError: If the file is missing, is not YAML, or does not match the schema.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read config {path}: {error}", param="config") from None
+    return parse_config(data, kinds=kinds)

@@ -1,0 +1,45 @@
+"""Liveness and readiness, and a model that fails to load: 503 naming it, never 400 or 500."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from modelport.server import create_app
+from modelport.workers import ModelEntry, ModelRegistry
+
+
+def test_readiness_waits_for_preloads_and_names_a_model_that_failed(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"not a gguf file")  # exists, so the config check passes; loading fails
+    registry = ModelRegistry(
+        [ModelEntry("broken", "llama-cpp", {"model_path": str(broken)}), ModelEntry("echo", "fake")]
+    )
+    app = create_app(registry, preload=["echo", "broken"])
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/health/ready").json().get("loading") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.get("/health").status_code == 200  # alive all along
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert "broken" in ready.json()["failed"] and "echo" not in ready.json()["failed"]
+        body = {"model": "broken", "messages": [{"role": "user", "content": "hi"}]}
+        answer = client.post("/v1/chat/completions", json=body)
+        assert answer.status_code == 503
+        error = answer.json()["error"]
+        assert error["code"] == "model_unavailable" and "'broken'" in error["message"]
+        echo = client.post("/v1/chat/completions", json={**body, "model": "echo"})
+        assert echo.status_code == 200  # the other model serves on
+
+
+def test_ready_once_every_preload_is_in() -> None:
+    app = create_app(ModelRegistry([ModelEntry("echo", "fake")]), preload=["echo"])
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/health/ready").status_code != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert client.get("/health/ready").json() == {"status": "ready"}
