@@ -7,7 +7,8 @@ malformed bodies, and requests on the limited key. Every request must end as one
 
 - a complete answer (a whole body with a finish reason, or a stream that ends with one and
   ``[DONE]``, tool-call arguments that parse, one vector per input);
-- a 4xx in OpenAI's error shape (429 only with ``Retry-After``);
+- a 4xx in OpenAI's error shape (429 only with ``Retry-After``, which the client then honours,
+  capped at 5 s, as the official SDKs do);
 - a stream the client itself dropped.
 
 Anything else (a 5xx, a connection error, an error event in a stream, a 429 without
@@ -131,7 +132,9 @@ def _check_whole(body: dict[str, Any]) -> str | None:
     return None
 
 
-async def _stream(client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str], drop_after: int | None):
+async def _stream(
+    client: httpx.AsyncClient, body: dict[str, Any], headers: dict[str, str], drop_after: int | None
+) -> tuple[httpx.Response, str | None, bool]:
     """Reads a stream; returns (status, problem or None, dropped)."""
     async with client.stream("POST", "/v1/chat/completions", json=body, headers=headers) as response:
         if response.status_code != 200:
@@ -158,7 +161,8 @@ async def _stream(client: httpx.AsyncClient, body: dict[str, Any], headers: dict
         return response, None, False
 
 
-async def _one(client: httpx.AsyncClient, scenario: str, rng: random.Random, tally: Tally) -> None:
+async def _one(client: httpx.AsyncClient, scenario: str, rng: random.Random, tally: Tally) -> float:
+    """Sends one request of ``scenario``; returns how long the server asked the client to wait."""
     headers = {"Authorization": f"Bearer {LIMITED_KEY if scenario == 'limited' else LOAD_KEY}"}
     started = time.perf_counter()
     try:
@@ -205,6 +209,9 @@ async def _one(client: httpx.AsyncClient, scenario: str, rng: random.Random, tal
     except (httpx.HTTPError, ValueError, KeyError) as error:
         outcome, problem = "unaccounted", f"{type(error).__name__}: {error}"
     tally.add(scenario, outcome, time.perf_counter() - started, problem)
+    if outcome == "429":
+        return float(response.headers["retry-after"])
+    return 0.0
 
 
 async def _client(base: str, deadline: float, seed: int, tally: Tally) -> None:
@@ -212,7 +219,10 @@ async def _client(base: str, deadline: float, seed: int, tally: Tally) -> None:
     names, weights = list(MIX), list(MIX.values())
     async with httpx.AsyncClient(base_url=base, timeout=180) as client:
         while time.monotonic() < deadline:
-            await _one(client, rng.choices(names, weights)[0], rng, tally)
+            wait = await _one(client, rng.choices(names, weights)[0], rng, tally)
+            if wait:
+                # As the official SDKs do: honour Retry-After (capped), with jitter.
+                await asyncio.sleep(min(wait, 5.0) * rng.uniform(0.5, 1.0))
 
 
 def _rss_kib(pid: int) -> int:

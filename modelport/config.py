@@ -29,6 +29,7 @@ __all__ = [
     "KeyConfig",
     "LimitsConfig",
     "ModelConfig",
+    "RouterConfig",
     "ServerConfig",
     "load_config",
     "parse_config",
@@ -53,18 +54,63 @@ class LimitsConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """One ``models:`` entry: a name bound to a worker kind and its parameters."""
+    """One ``models:`` entry: a name bound to a worker kind and its parameters.
+
+    Several entries may share a name (LiteLLM's convention): they become replicas of one model,
+    routed by the ``router:`` block. ``replicas: N`` is shorthand for N copies of an entry.
+    """
 
     name: str = Field(min_length=1)
     kind: str = Field(min_length=1)
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
     limits: LimitsConfig | None = None
+    replicas: int = Field(default=1, ge=1)
+    weight: float = Field(default=1.0, gt=0, description="share of traffic under the weighted strategy")
+    id: str | None = Field(default=None, min_length=1, description="the replica's id (default NAME-N)")
+
+    def _limits(self) -> dict[str, int]:
+        return {} if self.limits is None else self.limits.model_dump(exclude_none=True)
 
     def entry(self) -> ModelEntry:
-        """The registry entry this config describes."""
-        limits = {} if self.limits is None else self.limits.model_dump(exclude_none=True)
-        return ModelEntry(self.name, self.kind, dict(self.params), self.description, limits)
+        """The registry entry of a model served by this entry alone."""
+        return ModelEntry(self.name, self.kind, dict(self.params), self.description, self._limits())
+
+    def members(self) -> list[dict[str, Any]]:
+        """This entry as replica-set members, one per replica."""
+        out = []
+        for i in range(self.replicas):
+            member: dict[str, Any] = {"kind": self.kind, "params": dict(self.params), "weight": self.weight}
+            if self.limits is not None:
+                member["limits"] = self._limits()
+            if self.id is not None:
+                member["id"] = self.id if self.replicas == 1 else f"{self.id}-{i}"
+            out.append(member)
+        return out
+
+
+Strategy = Literal["least_busy", "power_of_two", "weighted", "round_robin"]
+
+
+class RouterConfig(_Section):
+    """The ``router:`` block: how replicas of one name share traffic and are watched."""
+
+    strategy: Strategy = "least_busy"
+    per_model: dict[str, Strategy] = Field(default_factory=dict)
+    health_check_period_s: float = Field(default=10.0, gt=0)
+    health_check_timeout_s: float = Field(default=5.0, gt=0)
+    allowed_fails: int = Field(default=3, ge=1)
+    cooldown_s: float = Field(default=5.0, ge=0)
+
+    def params_for(self, name: str) -> dict[str, Any]:
+        """The replica-set parameters of model ``name``."""
+        return {
+            "strategy": self.per_model.get(name, self.strategy),
+            "health_check_period_s": self.health_check_period_s,
+            "health_check_timeout_s": self.health_check_timeout_s,
+            "allowed_fails": self.allowed_fails,
+            "cooldown_s": self.cooldown_s,
+        }
 
 
 class ChainConfig(_Section):
@@ -125,10 +171,27 @@ class Config(_Section):
     models: list[ModelConfig] = Field(default_factory=list)
     chains: list[ChainConfig] = Field(default_factory=list)
     server: ServerConfig = ServerConfig()
+    router: RouterConfig = RouterConfig()
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
 
     def entries(self) -> list[ModelEntry]:
-        """The file's models, then its chains, in order."""
-        return [m.entry() for m in self.models] + [c.entry() for c in self.chains]
+        """The file's models (one entry per name: several replicas become a replica set), then its chains."""
+        groups: dict[str, list[ModelConfig]] = {}
+        for model in self.models:
+            groups.setdefault(model.name, []).append(model)
+        out = []
+        for name, group in groups.items():
+            if sum(m.replicas for m in group) == 1 and name not in self.fallbacks:
+                out.append(group[0].entry())
+                continue
+            params = {
+                "members": [member for m in group for member in m.members()],
+                "name": name,
+                "fallbacks": list(self.fallbacks.get(name, ())),
+                **self.router.params_for(name),
+            }
+            out.append(ModelEntry(name, "replica-set", params, group[0].description))
+        return out + [c.entry() for c in self.chains]
 
     def registry(self, *, include_builtin: bool = True) -> ModelRegistry:
         """A registry of the built-ins (unless left out) with this file's entries over them."""
@@ -192,6 +255,7 @@ def parse_config(data: Any, *, kinds: KindRegistry = worker_kinds) -> Config:
         config = Config.model_validate(data)
     except ValidationError as error:
         raise _config_error(error) from None
+    _check_names(config)
     for i, model in enumerate(config.models):
         where = f"models[{i}]"
         try:
@@ -207,6 +271,24 @@ def parse_config(data: Any, *, kinds: KindRegistry = worker_kinds) -> Config:
         except BadRequestError as error:
             raise ConfigError(error.message.removeprefix(f"{error.param}: "), param=error.param) from None
     return config
+
+
+def _check_names(config: Config) -> None:
+    """Names that ``fallbacks`` and ``router.per_model`` refer to must exist."""
+    own = {m.name for m in config.models}
+    known = own | {c.name for c in config.chains} | {e.name for e in BUILTIN_MODELS}
+    for name in config.router.per_model:
+        if name not in own:
+            raise ConfigError(
+                f"no model {name!r} in this file{did_you_mean(name, own)}", param=f"router.per_model.{name}"
+            )
+    for name, targets in config.fallbacks.items():
+        if name not in own:
+            raise ConfigError(f"no model {name!r} in this file{did_you_mean(name, own)}", param=f"fallbacks.{name}")
+        for i, target in enumerate(targets):
+            if target not in known or target == name:
+                hint = "a model cannot fall back to itself" if target == name else f"no model {target!r}"
+                raise ConfigError(f"{hint}{did_you_mean(target, known - {name})}", param=f"fallbacks.{name}[{i}]")
 
 
 def load_config(path: str | Path, *, kinds: KindRegistry = worker_kinds) -> Config:

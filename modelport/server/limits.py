@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from modelport.core.errors import RateLimitedError
 
-__all__ = ["Limits", "ModelLimiter", "Slot"]
+__all__ = ["FREE_SLOT", "Limits", "ModelLimiter", "Slot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,19 @@ class Slot:
         if not self._released:
             self._released = True
             self._gate.semaphore.release()
+
+
+class _FreeSlot(Slot):
+    """The slot of a worker that limits itself: nothing to hold or give back."""
+
+    def __init__(self) -> None:
+        self._released = True
+
+    def release(self) -> None:
+        """Nothing to free."""
+
+
+FREE_SLOT: Slot = _FreeSlot()
 
 
 class _Gate:

@@ -37,9 +37,11 @@ class _LiveCollector(Collector):
         self,
         load: Callable[[], Mapping[str, tuple[int, int]]],
         engines: Callable[[], Mapping[str, EngineMetrics]],
+        replicas: Callable[[], Mapping[str, list[tuple[str, str]]]],
     ) -> None:
         self._load = load
         self._engines = engines
+        self._replicas = replicas
 
     def collect(self) -> Iterator[Any]:
         running = GaugeMetricFamily("modelport_num_requests_running", "Requests holding a model slot.", labels=MODEL)
@@ -71,6 +73,15 @@ class _LiveCollector(Collector):
                 kv.add_metric([model], stats.kv_cache_usage)
         yield batch
         yield kv
+        states = GaugeMetricFamily(
+            "modelport_replica_state",
+            "1 for each replica's current state (starting, ready, unhealthy, draining, stopped).",
+            labels=(*MODEL, "replica", "state"),
+        )
+        for model, replicas in sorted(self._replicas().items()):
+            for replica, state in replicas:
+                states.add_metric([model, replica, state], 1)
+        yield states
 
 
 class ServerMetrics:
@@ -79,12 +90,14 @@ class ServerMetrics:
     Args:
         load: Running and waiting requests by model, read at scrape time.
         engines: Engine statistics of loaded models that batch, read at scrape time.
+        replicas: Each replica set's replicas and their states, read at scrape time.
     """
 
     def __init__(
         self,
         load: Callable[[], Mapping[str, tuple[int, int]]],
         engines: Callable[[], Mapping[str, EngineMetrics]],
+        replicas: Callable[[], Mapping[str, list[tuple[str, str]]]] = dict,
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -143,7 +156,7 @@ class ServerMetrics:
             buckets=TTFT_BUCKETS,
             registry=r,
         )
-        r.register(_LiveCollector(load, engines))
+        r.register(_LiveCollector(load, engines, replicas))
 
     def observe(self, record: RequestRecord) -> None:
         """Counts one finished request (only API requests that name a model or fail)."""

@@ -80,7 +80,7 @@ async def _start(
     The events are noted on ``record`` and cut, with ``ShuttingDownError``, when the server stops.
     """
     queued = time.perf_counter()
-    slot = await state.limiter.acquire(record.model, worker.parallelism)
+    slot = await state.slot(record.model, worker)
     record.queued_s = time.perf_counter() - queued
     events = state.lifecycle.guard(tracked_events(worker.astream(request), record))
     try:

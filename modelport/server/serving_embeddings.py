@@ -40,7 +40,7 @@ async def create_embeddings(state: ServerState, body: wire.EmbeddingRequest, rec
     request = EmbeddingRequest(texts, dimensions=body.dimensions)
     worker = await state.embedder(body.model)
     queued = time.perf_counter()
-    slot = await state.limiter.acquire(body.model, worker.parallelism)
+    slot = await state.slot(body.model, worker)
     record.queued_s = time.perf_counter() - queued
     try:
         result = await worker.aembed(request)

@@ -14,12 +14,12 @@ from fastapi import Request
 from modelport.core.errors import ModelPortError
 from modelport.server.auth import ApiKey, ApiKeys
 from modelport.server.lifecycle import Lifecycle
-from modelport.server.limits import Limits, ModelLimiter
+from modelport.server.limits import FREE_SLOT, Limits, ModelLimiter, Slot
 from modelport.server.logs import AccessLog
 from modelport.server.metrics import ServerMetrics
 from modelport.server.quotas import KeyQuotas
 from modelport.server.tracking import RequestRecord
-from modelport.workers.base import ChatWorker, EmbeddingWorker, EngineMetrics
+from modelport.workers.base import ChatWorker, EmbeddingWorker, EngineMetrics, Worker
 from modelport.workers.models import ModelRegistry
 
 if TYPE_CHECKING:
@@ -96,10 +96,36 @@ class ServerState:
         entry_limits = {e.name: e.limits for e in registry.entries() if e.limits}
         self.limiter = ModelLimiter(settings.limits, settings.model_limits, entry_limits)
         self.lifecycle = Lifecycle(settings.drain_timeout_s)
-        self.metrics = ServerMetrics(self.limiter.load, self._engine_metrics)
+        self.metrics = ServerMetrics(self.load, self._engine_metrics, self._replica_states)
         self.access_log = AccessLog()
         self.started = int(time.time())
         self.preloading: set[str] = set(settings.preload)
+
+    async def slot(self, model: str, worker: Worker) -> Slot:
+        """A place for one request on ``model``: the server's gate, unless the worker limits itself."""
+        if worker.limits_itself:
+            return FREE_SLOT
+        return await self.limiter.acquire(model, worker.parallelism)
+
+    def _loaded(self) -> dict[str, Worker]:
+        return {n: self.registry.load(n) for n in self.registry.names() if self.registry.is_loaded(n)}
+
+    def load(self) -> dict[str, tuple[int, int]]:
+        """Requests running and waiting, by model: the server's gates and self-limiting workers."""
+        out = self.limiter.load()
+        for name, worker in self._loaded().items():
+            own = getattr(worker, "load", None) if worker.limits_itself else None
+            if callable(own):
+                out[name] = own()
+        return out
+
+    def _replica_states(self) -> dict[str, list[tuple[str, str]]]:
+        out = {}
+        for name, worker in self._loaded().items():
+            describe = getattr(worker, "describe", None)
+            if callable(describe):
+                out[name] = [(r["id"], r["state"]) for r in describe()]
+        return out
 
     def _engine_metrics(self) -> dict[str, EngineMetrics]:
         out = {}

@@ -37,6 +37,9 @@ class Worker:
     # Requests the worker serves at once by batching them (its ``n_parallel``); ``None`` when it
     # does not batch. The server's per-model concurrency limit defaults to it.
     parallelism: int | None = None
+    # True for workers that queue and limit their own requests (a replica set, whose limits are
+    # per replica): the server then puts no limit of its own in front of them.
+    limits_itself: bool = False
 
     def close(self) -> None:
         """Frees the worker's resources. The default does nothing."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Executor
@@ -59,10 +60,13 @@ async def iterate_in_thread(
         finally:
             post(_DONE)
 
+    # The caller's context goes with the work, so that log lines from the generating thread keep
+    # the request id (and anything else a caller keeps in context variables).
+    context = contextvars.copy_context()
     if executor is not None:
-        executor.submit(run)
+        executor.submit(context.run, run)
     else:
-        threading.Thread(target=run, name="modelport-generate", daemon=True).start()
+        threading.Thread(target=context.run, args=(run,), name="modelport-generate", daemon=True).start()
     try:
         while True:
             item = await queue.get()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import threading
 import time
@@ -161,8 +162,11 @@ class ModelRegistry:
             factory = self._kinds.get(entry.kind)  # an unknown kind is the caller's error (400)
             logger.info("loading %s (%s)", name, entry.kind)
             started = time.monotonic()
+            params = dict(entry.params)
+            if _takes_registry(factory):  # kinds built on other models (a replica set's fallbacks)
+                params["registry"] = self
             try:
-                worker = factory(**entry.params)
+                worker = factory(**params)
             except Exception as error:
                 # Whatever the cause (a missing or corrupt file, a bad parameter), it is the
                 # server's to fix: callers get 503 naming the model, never a 400 or a 500.
@@ -202,6 +206,13 @@ class ModelRegistry:
             workers, self._workers = list(self._workers.values()), {}
         for worker in workers:
             worker.close()
+
+
+def _takes_registry(factory: Any) -> bool:
+    try:
+        return "registry" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 @functools.cache

@@ -31,6 +31,7 @@ _BUILTIN_MODULES: Mapping[str, str] = {
     "sentence-transformers": "modelport.workers.kinds.sentence_transformers",
     "openai": "modelport.workers.kinds.openai",
     "dashscope": "modelport.workers.kinds.dashscope",
+    "replica-set": "modelport.workers.replicas.replica_set",
 }
 
 

@@ -82,3 +82,32 @@ def test_json_lines_carry_the_request_id_and_the_access_fields() -> None:
     out = json.loads(JsonFormatter().format(record))
     assert out["message"] == "POST /v1/x" and out["request_id"] == "-"
     assert out["status"] == 200 and out["key"] == "alice" and out["logger"] == ACCESS_LOGGER
+
+
+def test_log_lines_from_the_generating_thread_carry_the_request_id(url: str) -> None:
+    from modelport.server.tracking import REQUEST_ID
+
+    seen: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(REQUEST_ID.get())  # read where the line is logged: the worker's thread
+
+    logger = logging.getLogger("modelport.tool_choice")
+    handler, level = Capture(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        tool = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
+        body = {
+            "model": "smollm2-135m",
+            "messages": [{"role": "user", "content": "What is the weather in Paris?"}],
+            "tools": [tool],
+            "max_tokens": 24,
+        }
+        headers = {"Authorization": "Bearer sk-tracked", "X-Request-Id": "from-thread-7"}
+        assert httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=120).status_code == 200
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert seen and set(seen) == {"from-thread-7"}

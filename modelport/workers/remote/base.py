@@ -75,6 +75,13 @@ class RemoteWorker(ChatWorker, EmbeddingWorker):
     def _embedding_answer(self, data: Any, expected: int) -> tuple[list[list[float]], int]:
         """The vectors (in input order) and the tokens used, from one answer."""
 
+    # The path a health check GETs (OpenAI-compatible servers list their models there).
+    health_path: ClassVar[str] = "models"
+
+    def check_health(self, timeout: float) -> None:
+        """Checks that the server answers (``GET {base_url}/models``); raises if it does not."""
+        self.client.probe(self.health_path, timeout)
+
     def __repr__(self) -> str:
         # Never the key: the client keeps it, and its repr leaves it out.
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.client.base_url!r})"

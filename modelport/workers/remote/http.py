@@ -265,6 +265,21 @@ class HttpClient:
         finally:
             await response.aclose()
 
+    def probe(self, path: str, timeout: float) -> None:
+        """One GET of ``path``, no retries: the health check of a remote replica.
+
+        Raises:
+            UpstreamUnavailableError: If the server cannot be reached or does not answer 200.
+            TimeoutError: If it does not answer within ``timeout``.
+        """
+        url = f"{self.base_url}/{path.lstrip('/')}"
+        try:
+            response = self._sync().get(url, headers=self._all_headers(None), timeout=timeout)
+        except httpx.HTTPError as error:
+            raise self._transport_error(error, path, started=False) from None
+        if response.status_code != 200:
+            raise UpstreamUnavailableError(f"{self.name} {path}: answered {response.status_code}")
+
     def close(self) -> None:
         """Closes the sync client; async clients close with their loops."""
         if self._client is not None:
