@@ -57,7 +57,42 @@ def _load_with_progress(registry: ModelRegistry, name: str, out: TextIO) -> Work
             ticker.join()
 
 
+def _cmd_remote_models(url: str, admin_key: str | None, api_key: str | None) -> int:
+    import httpx
+
+    root = url.rstrip("/").removesuffix("/v1")
+    try:
+        if admin_key:
+            response = httpx.get(f"{root}/admin/models", headers={"Authorization": f"Bearer {admin_key}"}, timeout=30)
+        else:
+            headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+            response = httpx.get(f"{root}/v1/models", headers=headers, timeout=30)
+    except httpx.HTTPError as error:
+        print(f"error: cannot reach {root}: {error}", file=sys.stderr)
+        return 2
+    if response.status_code != 200:
+        print(f"error: {root} answered {response.status_code}: {response.text[:300]}", file=sys.stderr)
+        return 2
+    data = response.json()["data"]
+    if not admin_key:  # names only; replica states need the admin API
+        for card in data:
+            print(card["id"])
+        return 0
+    print(f"{'NAME':24} {'REPLICA':24} {'KIND':22} {'STATE':10} {'IN FLIGHT':9} LAST ERROR")
+    for model in data:
+        for replica in model["replicas"]:
+            in_flight = "-" if replica["in_flight"] is None else replica["in_flight"]
+            line = (
+                f"{model['name']:24} {replica['id']:24} {replica['kind']:22} {replica['state']:10} "
+                f"{in_flight!s:9} {replica['last_error'] or ''}"
+            )
+            print(line.rstrip())
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
+    if args.url:
+        return _cmd_remote_models(args.url, args.admin_key, args.api_key)
     registry = _registry(_config(args.config))
     print(f"{'NAME':24} {'KIND':22} {'CAPABILITIES':44} DESCRIPTION")
     for entry in registry.entries():
@@ -166,6 +201,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         drain_timeout_s=args.drain_timeout,
         metrics_public=args.metrics_public or None,
         log_format=log_format,
+        admin_keys=[*section.admin_keys, *args.admin_key],
     )
     configure_logging(args.log_level, log_format)
     app = create_app(registry, settings)
@@ -193,6 +229,9 @@ def _parser() -> argparse.ArgumentParser:
 
     models = sub.add_parser("models", help="list the registered models")
     models.add_argument("--config", help="YAML file with extra models")
+    models.add_argument("--url", help="list a running server's models instead (with --admin-key: replica states)")
+    models.add_argument("--admin-key", help="the server's admin key, for replica states")
+    models.add_argument("--api-key", help="an API key, for a server that needs one (names only)")
     models.set_defaults(run=_cmd_models)
 
     chat = sub.add_parser("chat", help="chat with a model in the terminal")
@@ -218,6 +257,9 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=None,
         help="seconds in-flight requests may finish after SIGTERM (server.drain_timeout_s; default 30)",
+    )
+    serve.add_argument(
+        "--admin-key", action="append", default=[], help="key of the /admin API (repeatable; server.admin_keys)"
     )
     serve.add_argument("--log-format", choices=("text", "json"), default=None, help="log lines as text or JSON")
     serve.add_argument("--metrics-public", action="store_true", help="serve /metrics without an API key")

@@ -31,6 +31,7 @@ __all__ = [
     "ModelConfig",
     "RouterConfig",
     "ServerConfig",
+    "config_error",
     "load_config",
     "parse_config",
 ]
@@ -148,6 +149,7 @@ class ServerConfig(_Section):
 
     api_keys: list[str] = Field(default_factory=list)
     keys: list[KeyConfig] = Field(default_factory=list)
+    admin_keys: list[str] = Field(default_factory=list, description="keys of the /admin API (none: not mounted)")
     max_concurrency: int | None = Field(default=None, ge=1)
     max_queue: int | None = Field(default=None, ge=0)
     drain_timeout_s: float = Field(default=30.0, ge=0)
@@ -208,9 +210,9 @@ def _path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
-def _section_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+def _section_at(loc: tuple[int | str, ...], root: type[BaseModel]) -> type[BaseModel] | None:
     """The schema class that holds the key at ``loc`` (for "did you mean" suggestions)."""
-    current: Any = Config
+    current: Any = root
     for part in loc[:-1]:
         if isinstance(part, int):
             continue
@@ -222,14 +224,15 @@ def _section_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _config_error(error: ValidationError) -> ConfigError:
+def config_error(error: ValidationError, root: type[BaseModel] | None = None) -> ConfigError:
+    """The first problem of a failed validation of ``root`` (the whole file by default), by path."""
     first = error.errors()[0]
     loc = tuple(first["loc"])
     # A model-level validator reports at its section; its message starts "Value error, ".
     message = re.sub(r"^Value error, ", "", first["msg"])
     if first["type"] == "extra_forbidden":
         key = str(loc[-1])
-        section = _section_at(loc)
+        section = _section_at(loc, root or Config)
         hint = did_you_mean(key, section.model_fields) if section is not None else ""
         known = f" (known: {', '.join(section.model_fields)})" if section is not None and not hint else ""
         message = f"unknown key {key!r}{hint}{known}"
@@ -254,7 +257,7 @@ def parse_config(data: Any, *, kinds: KindRegistry = worker_kinds) -> Config:
     try:
         config = Config.model_validate(data)
     except ValidationError as error:
-        raise _config_error(error) from None
+        raise config_error(error) from None
     _check_names(config)
     for i, model in enumerate(config.models):
         where = f"models[{i}]"

@@ -17,6 +17,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelPortError",
     "ModelUnavailableError",
+    "PermissionDeniedError",
     "RateLimitedError",
     "TimeoutError",
     "UpstreamUnavailableError",
@@ -110,6 +111,14 @@ class AuthenticationError(ModelPortError):
     status_code = 401
     code = "invalid_api_key"
     error_type = "authentication_error"
+
+
+class PermissionDeniedError(ModelPortError):
+    """The credentials are valid but do not allow this (an API key on an admin route)."""
+
+    status_code = 403
+    code = "permission_denied"
+    error_type = "permission_error"
 
 
 class RateLimitedError(ModelPortError):

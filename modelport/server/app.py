@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI
 
 import modelport
+from modelport.server.admin import install_admin
 from modelport.server.docs import install_docs
 from modelport.server.errors import install_error_handlers
 from modelport.server.routes import router
@@ -66,4 +67,5 @@ def create_app(
     install_error_handlers(app)
     install_docs(app)
     app.include_router(router)
+    install_admin(app, state)
     return app

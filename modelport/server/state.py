@@ -37,6 +37,7 @@ class ServerSettings:
     Attributes:
         api_keys: Accepted Bearer keys (named ``key-1``...); with no keys at all the server is open.
         keys: Named keys with allow-lists and per-minute limits.
+        admin_keys: Keys of the ``/admin`` API; without any, ``/admin`` is not mounted.
         limits: Concurrency and queue length for each model.
         model_limits: Per-model overrides of ``limits``.
         preload: Models to load at startup; the server is ready once they are.
@@ -47,6 +48,7 @@ class ServerSettings:
 
     api_keys: Sequence[str] = ()
     keys: Sequence[ApiKey] = ()
+    admin_keys: Sequence[str] = ()
     limits: Limits = field(default_factory=Limits)
     model_limits: Mapping[str, Limits] = field(default_factory=dict)
     preload: Sequence[str] = ()
@@ -76,6 +78,7 @@ class ServerSettings:
         settings = cls(
             api_keys=list(config.api_keys),
             keys=keys,
+            admin_keys=list(config.admin_keys),
             limits=limits,
             drain_timeout_s=config.drain_timeout_s,
             metrics_public=config.metrics_public,
@@ -92,6 +95,10 @@ class ServerState:
         self.registry = registry
         self.settings = settings
         self.keys = ApiKeys(settings.api_keys, settings.keys)
+        self.admin_keys = ApiKeys(
+            [], [ApiKey.from_secret(f"admin-{i}", k) for i, k in enumerate(settings.admin_keys, 1)]
+        )
+        self.background: set[asyncio.Future[None]] = set()
         self.quotas = KeyQuotas()
         entry_limits = {e.name: e.limits for e in registry.entries() if e.limits}
         self.limiter = ModelLimiter(settings.limits, settings.model_limits, entry_limits)

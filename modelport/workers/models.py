@@ -7,15 +7,18 @@ import inspect
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError, ModelNotFoundError, ModelUnavailableError
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
 from modelport.workers.chat_templates import GEMMA
 from modelport.workers.registry import KindRegistry, worker_kinds
+
+if TYPE_CHECKING:
+    from modelport.workers.replicas import ReplicaSet
 
 __all__ = ["BUILTIN_MODELS", "ModelEntry", "ModelRegistry", "default_registry"]
 
@@ -83,6 +86,11 @@ class ModelRegistry:
         for entry in entries:
             self.add(entry)
 
+    @property
+    def kinds(self) -> KindRegistry:
+        """Where this registry looks worker kinds up."""
+        return self._kinds
+
     @classmethod
     def builtin(cls) -> ModelRegistry:
         """A registry holding the built-in offline models."""
@@ -112,6 +120,114 @@ class ModelRegistry:
         with self._guard:
             self._entries[name] = ModelEntry(name, kind)
             self._workers[name] = worker
+
+    def remove(self, name: str) -> Worker | None:
+        """Takes ``name`` out (new lookups fail at once) and returns its worker, if loaded, to close.
+
+        Raises:
+            ModelNotFoundError: If no model is called ``name``.
+        """
+        self.entry(name)
+        with self._guard:
+            self._entries.pop(name, None)
+            self._failures.pop(name, None)
+            return self._workers.pop(name, None)
+
+    # -- replicas: the same operations the server's /admin routes call -------------------------
+
+    def replica_set(self, name: str, *, busy: Callable[[], int] | None = None) -> ReplicaSet:
+        """``name``'s worker as a replica set; a single model becomes a set of one (its worker kept).
+
+        Args:
+            name: The model.
+            busy: Requests the current worker serves outside the set (the server's count),
+                which draining it waits for.
+
+        Raises:
+            ModelNotFoundError: If no model is called ``name``.
+        """
+        from modelport.workers.replicas import ReplicaSet
+
+        entry = self.entry(name)
+        with self._guard:
+            worker = self._workers.get(name)
+        if isinstance(worker, ReplicaSet):
+            return worker
+        if entry.kind == "replica-set":
+            loaded = self.load(name)
+            assert isinstance(loaded, ReplicaSet)
+            return loaded
+        replicas = ReplicaSet([], name=name, registry=self)
+        if worker is not None:
+            replicas.adopt(worker, kind=entry.kind, replica_id=f"{name}-0", busy=busy)
+        else:
+            replicas.add([{"kind": entry.kind, "params": dict(entry.params), "limits": dict(entry.limits)}])
+        with self._guard:
+            self._entries[name] = ModelEntry(name, "replica-set", {}, entry.description)
+            self._workers[name] = replicas
+        return replicas
+
+    def add_replicas(self, name: str, members: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Adds replicas to ``name`` (a new name starts a new set); they load in the background.
+
+        Returns:
+            The new replicas' ids.
+        """
+        from modelport.workers.replicas import ReplicaSet
+
+        if name not in self._entries:
+            replicas = ReplicaSet([], name=name, registry=self)
+            with self._guard:
+                self._entries[name] = ModelEntry(name, "replica-set", {})
+                self._workers[name] = replicas
+            return replicas.add(members)
+        return self.replica_set(name).add(members)
+
+    def drain(
+        self, name: str, grace_s: float, *, replica: str | None = None, busy: Callable[[], int] | None = None
+    ) -> None:
+        """Drains one replica of ``name``, or the whole model (which leaves the registry at once).
+
+        In-flight requests run on for up to ``grace_s``; then the workers close. Blocks.
+
+        Args:
+            name: The model.
+            grace_s: The grace period.
+            replica: One replica's id; the whole model when omitted.
+            busy: Requests a single (non-set) worker serves now (the server's count).
+        """
+        if replica is not None:
+            self.replica_set(name, busy=busy).drain(replica, grace_s)
+            return
+        from modelport.workers.replicas import ReplicaSet
+
+        worker = self.remove(name)
+        if isinstance(worker, ReplicaSet):
+            worker.drain_all(grace_s)
+            worker.close()
+        elif worker is not None:
+            deadline = time.monotonic() + grace_s
+            while busy is not None and busy() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            worker.close()
+
+    def replace(
+        self, name: str, members: Sequence[Mapping[str, Any]], grace_s: float, *, busy: Callable[[], int] | None = None
+    ) -> None:
+        """Starts new replicas of ``name``, waits until they are ready, then drains the old ones. Blocks."""
+        self.replica_set(name, busy=busy).replace(members, grace_s=grace_s)
+
+    def describe(self, name: str) -> list[dict[str, Any]]:
+        """``name``'s replicas with their state, for listings (a single model is one replica)."""
+        entry = self.entry(name)
+        with self._guard:
+            worker = self._workers.get(name)
+        describe = getattr(worker, "describe", None)
+        if callable(describe):
+            return list(describe())
+        failed = self._failures.get(name)
+        state = "ready" if worker is not None else ("unhealthy" if failed else "stopped")
+        return [{"id": name, "kind": entry.kind, "state": state, "in_flight": None, "last_error": failed}]
 
     def names(self) -> list[str]:
         """Every registered model name."""

@@ -69,6 +69,8 @@ class Replica:
     weight: float = 1.0
     capacity: int | None = None
     policy: HealthPolicy = field(default_factory=HealthPolicy)
+    # Requests it serves that did not come through its set (a worker adopted while serving).
+    busy_elsewhere: Callable[[], int] | None = None
     state: ReplicaState = ReplicaState.STARTING
     worker: Worker | None = None
     in_flight: int = 0
@@ -180,6 +182,8 @@ class Replica:
         with self._lock:
             while self.in_flight and (left := deadline - time.monotonic()) > 0:
                 self._idle.wait(left)
+        while self.busy_elsewhere is not None and self.busy_elsewhere() and time.monotonic() < deadline:
+            time.sleep(0.05)
         if self.in_flight:
             logger.warning("replica %s: closing with %d request(s) still in flight", self.id, self.in_flight)
         self.stop()

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from modelport.core.capabilities import Capabilities
@@ -124,10 +124,22 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
         with self._lock:
             return [r.id for r in self._replicas[-len(members) :]] if members else []
 
-    def adopt(self, worker: Worker, *, kind: str, replica_id: str | None = None) -> str:
-        """Adds an already built worker as a ready replica."""
+    def adopt(
+        self, worker: Worker, *, kind: str, replica_id: str | None = None, busy: Callable[[], int] | None = None
+    ) -> str:
+        """Adds an already built worker as a ready replica.
+
+        Args:
+            worker: The worker.
+            kind: Its kind, for listings.
+            replica_id: Its id; ``NAME-N`` by default.
+            busy: Requests it is serving that did not come through this set, which a drain
+                waits for too (the server's count, when a served model becomes a set).
+        """
         with self._lock:
-            replica = Replica(replica_id or f"{self.name}-{self._counter}", kind, {}, policy=self.policy)
+            replica = Replica(
+                replica_id or f"{self.name}-{self._counter}", kind, {}, policy=self.policy, busy_elsewhere=busy
+            )
             self._counter += 1
             replica.adopt(worker)
             self._replicas.append(replica)
@@ -425,6 +437,17 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
         """Runs one round of active checks at once (the watcher runs them every period)."""
         for replica in list(self._replicas):
             replica.probe(self.policy.timeout_s)
+
+    def drain_all(self, grace_s: float) -> None:
+        """Drains every replica together (blocking)."""
+        threads = [
+            threading.Thread(target=self.drain, args=(r.id, grace_s), name=f"modelport-drain-{r.id}")
+            for r in list(self._replicas)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
     def close(self) -> None:
         """Stops the health checks and closes every replica."""

@@ -1,0 +1,161 @@
+"""``/admin``: add, drain and replace replicas while the server runs. Mounted only with admin keys.
+
+Every route needs an admin key: none is 401, an API key is 403, both in OpenAI's error shape.
+Changes run in the background (loading and draining take time) and answer 202 at once with the
+model's replicas; ``GET /admin/models`` shows how they progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from modelport.config import ConfigError, ModelConfig, config_error
+from modelport.core.errors import AuthenticationError, BadRequestError, PermissionDeniedError
+from modelport.server.auth import ApiKeys
+from modelport.server.state import ServerState, get_state
+from modelport.workers.params import check_params
+
+__all__ = ["install_admin"]
+
+logger = logging.getLogger("modelport.server")
+
+State = Annotated[ServerState, Depends(get_state)]
+
+
+class ModelsBody(BaseModel):
+    """``{"models": [ENTRY, ...]}``, each entry in the YAML's ``models:`` shape."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[dict[str, Any]]
+
+
+def require_admin(state: State, authorization: Annotated[str | None, Header()] = None) -> None:
+    """Lets admin keys in; an API key is refused with 403, anything else with 401."""
+    admins: ApiKeys = state.admin_keys
+    try:
+        admins.check(authorization)
+    except AuthenticationError:
+        if authorization and state.keys.enabled:
+            try:
+                state.keys.check(authorization)
+            except AuthenticationError:
+                raise
+            raise PermissionDeniedError("This key may not use the admin API.") from None
+        raise
+
+
+def _entries(state: ServerState, body: ModelsBody, name: str | None = None) -> list[ModelConfig]:
+    """The body's entries, checked like a config file's (by path, kind parameters included)."""
+    entries = []
+    for i, raw in enumerate(body.models):
+        where = f"models[{i}]"
+        try:
+            entry = ModelConfig.model_validate(raw)
+        except ValidationError as error:
+            problem = config_error(error, ModelConfig)
+            message = problem.message.removeprefix(f"{problem.param}: ")
+            raise BadRequestError(message, param=f"{where}.{problem.param}") from None
+        if name is not None and entry.name != name:
+            raise BadRequestError(f"must be {name!r}, the model being replaced", param=f"{where}.name")
+        try:
+            factory = state.registry.kinds.get(entry.kind)
+        except BadRequestError as error:
+            raise BadRequestError(error.message.removeprefix("kind: "), param=f"{where}.kind") from None
+        try:
+            check_params(factory, entry.params, kind=entry.kind, where=where)
+        except BadRequestError as error:
+            raise ConfigError(error.message.removeprefix(f"{error.param}: "), param=error.param) from None
+        entries.append(entry)
+    if not entries:
+        raise BadRequestError("give at least one model entry", param="models")
+    return entries
+
+
+def _listing(state: ServerState, names: list[str]) -> dict[str, Any]:
+    known = set(state.registry.names())
+    return {"data": [{"name": n, "replicas": state.registry.describe(n)} for n in names if n in known]}
+
+
+def _in_background(state: ServerState, what: str, work: Any, *args: Any, **kwargs: Any) -> None:
+    async def run() -> None:
+        try:
+            await asyncio.to_thread(work, *args, **kwargs)
+            logger.info("admin: %s done", what)
+        except Exception as error:  # noqa: BLE001 - reported in the log and the replica states
+            logger.error("admin: %s failed: %s", what, getattr(error, "message", error))
+
+    state.background.add(task := asyncio.ensure_future(run()))
+    task.add_done_callback(state.background.discard)
+
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], include_in_schema=False)
+
+
+@router.get("/models")
+async def list_models(state: State) -> JSONResponse:
+    """Every model with its replicas: id, kind, state, requests in flight, last error."""
+    return JSONResponse(_listing(state, state.registry.names()))
+
+
+@router.post("/models")
+async def add_models(body: ModelsBody, state: State) -> JSONResponse:
+    """Adds replicas (new names too); they load in the background and serve once ready."""
+    entries = _entries(state, body)
+    names = []
+    for entry in entries:
+        state.registry.add_replicas(entry.name, entry.members())
+        names.append(entry.name)
+    return JSONResponse(_listing(state, sorted(set(names))), status_code=202)
+
+
+def _grace(state: ServerState, grace_s: float | None) -> float:
+    if grace_s is not None and grace_s < 0:
+        raise BadRequestError("must be >= 0", param="grace_s")
+    return state.settings.drain_timeout_s if grace_s is None else grace_s
+
+
+@router.delete("/models/{name}")
+async def drain_model(name: str, state: State, grace_s: float | None = None) -> JSONResponse:
+    """Drains a whole model: new requests get 404 at once; in-flight ones finish, then it closes."""
+    listing = _listing(state, [name]) if name in state.registry.names() else None
+    state.registry.entry(name)  # 404 for an unknown name
+    busy = _busy(state, name)
+    _in_background(state, f"drain {name}", state.registry.drain, name, _grace(state, grace_s), busy=busy)
+    return JSONResponse(listing, status_code=202)
+
+
+@router.delete("/models/{name}/replicas/{replica}")
+async def drain_replica(name: str, replica: str, state: State, grace_s: float | None = None) -> JSONResponse:
+    """Drains one replica: new requests skip it; in-flight ones finish, then it closes."""
+    replicas = state.registry.replica_set(name, busy=_busy(state, name))
+    replicas.replica(replica)  # 400 naming the known replicas
+    _in_background(state, f"drain {name}/{replica}", replicas.drain, replica, _grace(state, grace_s))
+    return JSONResponse(_listing(state, [name]), status_code=202)
+
+
+@router.post("/models/{name}/replace")
+async def replace_model(name: str, body: ModelsBody, state: State, grace_s: float | None = None) -> JSONResponse:
+    """Starts the new replicas, waits until they are ready, then drains the old ones."""
+    state.registry.entry(name)
+    entries = _entries(state, body, name)
+    members = [m for e in entries for m in e.members()]
+    grace = _grace(state, grace_s)
+    _in_background(state, f"replace {name}", state.registry.replace, name, members, grace, busy=_busy(state, name))
+    return JSONResponse(_listing(state, [name]), status_code=202)
+
+
+def _busy(state: ServerState, name: str) -> Any:
+    return lambda: state.limiter.in_use(name)
+
+
+def install_admin(app: FastAPI, state: ServerState) -> None:
+    """Mounts ``/admin`` when the server has admin keys (else it does not exist: 404)."""
+    if state.admin_keys.enabled:
+        app.include_router(router)
