@@ -142,14 +142,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_process(*args: str, env: dict[str, str] | None = None, ready: str = "/health") -> Iterator[ServeProcess]:
-    """Runs ``modelport serve ARGS`` as a real process on a free port until ``ready`` answers 200."""
+def serve_process(
+    *args: str, env: dict[str, str] | None = None, ready: str = "/health", port: int | None = None
+) -> Iterator[ServeProcess]:
+    """Runs ``modelport serve ARGS`` as a real process (on a free port by default) until ``ready`` answers 200."""
     import os
     import subprocess
     import sys
     import tempfile
 
-    port = free_port()
+    port = port or free_port()
     command = [sys.executable, "-m", "modelport.cli", "serve", "--port", str(port), *args]
     # A file, not a pipe: a server that logs more than a pipe holds would block on a full pipe.
     with tempfile.TemporaryFile("w+") as log:
