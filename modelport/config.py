@@ -183,7 +183,10 @@ class Config(_Section):
             groups.setdefault(model.name, []).append(model)
         out = []
         for name, group in groups.items():
-            if sum(m.replicas for m in group) == 1 and name not in self.fallbacks:
+            # One replica stays a plain model unless routing is configured for it (fallbacks or a
+            # strategy of its own), which only a replica set carries out.
+            routed = name in self.fallbacks or name in self.router.per_model
+            if sum(m.replicas for m in group) == 1 and not routed:
                 out.append(group[0].entry())
                 continue
             params = {

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -159,6 +161,14 @@ def test_replace_a_local_model_under_load_frees_its_memory() -> None:
         for thread in clients:
             thread.join()
         assert statuses and set(statuses) == {200}, [s for s in statuses if s != 200][:5]
+        listed = subprocess.run(
+            [sys.executable, "-m", "modelport.cli", "models", "--url", server.base, "--admin-key", ADMIN],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        row = next(line.split() for line in listed.stdout.splitlines() if line.startswith("smollm2-135m "))
+        assert row[:4] == ["smollm2-135m", "v2", "fake", "ready"], listed.stdout
         answer = httpx.post(f"{server.base}/v1/chat/completions", json=body, timeout=60).json()
         assert answer["choices"][0]["message"]["content"] == "Name the capital of France."  # the fake echoes
         # The llama.cpp model and its KV cache are gone from the process.

@@ -170,6 +170,8 @@ class DashScopeWorker(RemoteWorker):
 
     # -- embeddings ---------------------------------------------------------------------------
 
+    # DashScope's native API documents no model listing to probe: passive checks only.
+    health_path = None
     embeddings_path = EMBEDDING_PATH
 
     def _embedding_body(self, texts: list[str], request: EmbeddingRequest) -> dict[str, Any]:

@@ -75,12 +75,14 @@ class RemoteWorker(ChatWorker, EmbeddingWorker):
     def _embedding_answer(self, data: Any, expected: int) -> tuple[list[list[float]], int]:
         """The vectors (in input order) and the tokens used, from one answer."""
 
-    # The path a health check GETs (OpenAI-compatible servers list their models there).
-    health_path: ClassVar[str] = "models"
+    # The path a health check GETs (OpenAI-compatible servers list their models there); a kind
+    # whose API has no cheap GET sets None and relies on passive checks alone.
+    health_path: ClassVar[str | None] = "models"
 
     def check_health(self, timeout: float) -> None:
-        """Checks that the server answers (``GET {base_url}/models``); raises if it does not."""
-        self.client.probe(self.health_path, timeout)
+        """Checks that the server answers (``GET {base_url}/{health_path}``); raises if it does not."""
+        if self.health_path is not None:
+            self.client.probe(self.health_path, timeout)
 
     def __repr__(self) -> str:
         # Never the key: the client keeps it, and its repr leaves it out.
