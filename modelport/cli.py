@@ -202,6 +202,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         metrics_public=args.metrics_public or None,
         log_format=log_format,
         admin_keys=[*section.admin_keys, *args.admin_key],
+        playground=False if args.no_playground else None,
     )
     configure_logging(args.log_level, log_format)
     app = create_app(registry, settings)
@@ -262,6 +263,7 @@ def _parser() -> argparse.ArgumentParser:
         "--admin-key", action="append", default=[], help="key of the /admin API (repeatable; server.admin_keys)"
     )
     serve.add_argument("--log-format", choices=("text", "json"), default=None, help="log lines as text or JSON")
+    serve.add_argument("--no-playground", action="store_true", help="do not serve /playground")
     serve.add_argument("--metrics-public", action="store_true", help="serve /metrics without an API key")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(run=_cmd_serve)

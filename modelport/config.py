@@ -155,6 +155,7 @@ class ServerConfig(_Section):
     drain_timeout_s: float = Field(default=30.0, ge=0)
     preload: bool = False
     metrics_public: bool = False
+    playground: bool = True
     log_format: Literal["text", "json"] = "text"
     title: str = "modelport"
 

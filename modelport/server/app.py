@@ -15,6 +15,7 @@ import modelport
 from modelport.server.admin import install_admin
 from modelport.server.docs import install_docs
 from modelport.server.errors import install_error_handlers
+from modelport.server.playground import install_playground
 from modelport.server.routes import router
 from modelport.server.state import ServerSettings, ServerState
 from modelport.server.tracking import RequestTracking
@@ -66,6 +67,8 @@ def create_app(
     app.add_middleware(RequestTracking, lifecycle=state.lifecycle, on_done=state.finished)
     install_error_handlers(app)
     install_docs(app)
+    if settings.playground:
+        install_playground(app)
     app.include_router(router)
     install_admin(app, state)
     return app

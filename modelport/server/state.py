@@ -43,6 +43,7 @@ class ServerSettings:
         preload: Models to load at startup; the server is ready once they are.
         drain_timeout_s: How long in-flight requests may finish after a shutdown signal.
         metrics_public: Serve ``/metrics`` without a key even when the API needs one.
+        playground: Serve the chat playground at ``/playground`` (and send ``/`` there).
         title: The title of the OpenAPI document.
     """
 
@@ -54,6 +55,7 @@ class ServerSettings:
     preload: Sequence[str] = ()
     drain_timeout_s: float = 30.0
     metrics_public: bool = False
+    playground: bool = True
     log_format: Literal["text", "json"] = "text"
     title: str = "modelport"
 
@@ -82,6 +84,7 @@ class ServerSettings:
             limits=limits,
             drain_timeout_s=config.drain_timeout_s,
             metrics_public=config.metrics_public,
+            playground=config.playground,
             log_format=config.log_format,
             title=config.title,
         )
