@@ -20,7 +20,7 @@ def test_models_lists_kinds_and_capabilities() -> None:
 def test_chat_prompt_prints_one_reply() -> None:
     out = run(
         "chat",
-        "smollm2-135m-hf",
+        "smollm2-135m",
         "--prompt",
         "What is the capital of France?",
         "--temperature",

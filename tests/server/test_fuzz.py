@@ -124,7 +124,7 @@ def test_fuzz_the_servers_own_openapi(base_url: str) -> None:
     sent: list[int] = []
     client = httpx.Client(base_url=root, timeout=30)
 
-    @settings(max_examples=150, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
     @given(case=cases, model_id=st.text(max_size=10))
     def one(case: tuple[str, bytes], model_id: str) -> None:
         path, raw = case

@@ -41,3 +41,18 @@ def test_docs_work_offline(base_url: str) -> None:
         assert httpx.get(root + link).status_code == 200, link
     schema = httpx.get(f"{root}/openapi.json").json()
     assert "/v1/chat/completions" in schema["paths"]
+
+
+def test_the_playground_is_served_and_can_be_turned_off() -> None:
+    from fastapi.testclient import TestClient
+
+    from modelport.server import create_app
+    from modelport.workers import ModelEntry, ModelRegistry
+
+    registry = ModelRegistry([ModelEntry("echo", "fake")])
+    with TestClient(create_app(registry)) as client:
+        page = client.get("/playground")
+        assert page.status_code == 200 and 'data-testid="send"' in page.text
+        assert client.get("/", follow_redirects=False).headers["location"] == "/playground"
+    with TestClient(create_app(registry, playground=False)) as client:
+        assert client.get("/playground").status_code == 404
