@@ -22,7 +22,7 @@ def test_chat_prompt_prints_one_reply() -> None:
         "chat",
         "smollm2-135m",
         "--prompt",
-        "What is the capital of France?",
+        "Name the capital of France.",
         "--temperature",
         "0",
         "--max-tokens",
