@@ -80,5 +80,9 @@ def serve(app: FastAPI, *, host: str, port: int, log_level: str = "info") -> Non
         log_config=None,  # modelport.server.logs has configured the loggers
         access_log=False,  # modelport.access writes one richer line per request
         timeout_graceful_shutdown=2,  # the drain already ran; this only bounds the last bytes
+        # Longer than the idle timeouts of clients and load balancers (60 s is common): a server
+        # that closes an idle connection first races the client's next request on it, which then
+        # fails with a read error (uvicorn's default is 5 s; the soak benchmark hit that race).
+        timeout_keep_alive=65,
     )
     DrainingServer(config, state).run()
