@@ -118,7 +118,7 @@ class ServerState:
         return await self.limiter.acquire(model, worker.parallelism)
 
     def _loaded(self) -> dict[str, Worker]:
-        return {n: self.registry.load(n) for n in self.registry.names() if self.registry.is_loaded(n)}
+        return self.registry.loaded()
 
     def load(self) -> dict[str, tuple[int, int]]:
         """Requests running and waiting, by model: the server's gates and self-limiting workers."""
@@ -139,11 +139,10 @@ class ServerState:
 
     def _engine_metrics(self) -> dict[str, EngineMetrics]:
         out = {}
-        for name in self.registry.names():
-            if self.registry.is_loaded(name):
-                stats = self.registry.load(name).engine_metrics()
-                if stats is not None:
-                    out[name] = stats
+        for name, worker in self._loaded().items():
+            stats = worker.engine_metrics()
+            if stats is not None:
+                out[name] = stats
         return out
 
     def finished(self, record: RequestRecord) -> None:

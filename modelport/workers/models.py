@@ -248,6 +248,11 @@ class ModelRegistry:
         except KeyError:
             raise ModelNotFoundError(name, self._entries) from None
 
+    def loaded(self) -> dict[str, Worker]:
+        """The workers built so far, by name (a snapshot: safe while models come and go)."""
+        with self._guard:
+            return dict(self._workers)
+
     def is_loaded(self, name: str) -> bool:
         """True once ``name``'s worker has been built."""
         return name in self._workers
