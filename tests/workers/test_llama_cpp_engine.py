@@ -277,7 +277,9 @@ def test_a_new_request_fills_the_gap_between_running_sequences(
     # llama.cpp batches only consecutive sequence ids together: ids 0, 2 and 3 running would
     # take two passes a step. With 0 and 2 running, the next request must take 1, though 3 is
     # empty and 1 holds a cache.
-    spec = SamplingSpec(temperature=0.0)
+    # End-of-text banned (SmolLM2's 0 and 2): a sequence that ended early would change which
+    # ids are running, and so the right answer, with the machine's timing.
+    spec = SamplingSpec(temperature=0.0, logit_bias={0: -100.0, 2: -100.0})
     jobs = [small_engine.submit(_ids(llama_worker, f"Count to {n}."), 400, spec) for n in (90, 91, 92)]
     halt = threading.Event()
     for job in jobs:
