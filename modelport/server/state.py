@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 from fastapi import Request
 
 from modelport.core.errors import ModelPortError
-from modelport.server.auth import ApiKey, ApiKeys
+from modelport.server.auth import ApiKey, ApiKeys, digest
 from modelport.server.lifecycle import Lifecycle
 from modelport.server.limits import FREE_SLOT, Limits, ModelLimiter, Slot
 from modelport.server.logs import AccessLog
@@ -65,7 +65,7 @@ class ServerSettings:
         keys = [
             ApiKey(
                 k.name,
-                bytes.fromhex(k.sha256) if k.sha256 else ApiKey.from_secret(k.name, k.key or "").sha256,
+                bytes.fromhex(k.sha256) if k.sha256 else digest(k.key or ""),
                 frozenset(k.models) if k.models is not None else None,
                 k.rpm,
                 k.tpm,
