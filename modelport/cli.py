@@ -12,7 +12,7 @@ from dataclasses import fields
 from typing import TextIO
 
 import modelport
-from modelport.config import Config, load_config
+from modelport.config import Config, ServerConfig, load_config
 from modelport.core.errors import ModelPortError
 from modelport.core.events import Finish, TextDelta, ToolCallDelta, Usage
 from modelport.core.messages import AssistantMessage, Message, UserMessage
@@ -174,39 +174,41 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _server_section(args: argparse.Namespace, section: ServerConfig) -> ServerConfig:
+    """The config's ``server:`` section with the command line's flags over it."""
+    keys = [*args.api_key, *section.api_keys]
+    keys += [k.strip() for k in os.environ.get("MODELPORT_API_KEYS", "").split(",") if k.strip()]
+    update: dict[str, object] = {"api_keys": keys, "admin_keys": [*section.admin_keys, *args.admin_key]}
+    flags = {
+        "max_concurrency": args.max_concurrency,
+        "max_queue": args.max_queue,
+        "drain_timeout_s": args.drain_timeout,
+        "log_format": args.log_format,
+        "metrics_public": args.metrics_public or None,
+        "preload": args.preload or None,
+        "playground": False if args.no_playground else None,
+    }
+    update.update({k: v for k, v in flags.items() if v is not None})
+    return section.model_copy(update=update)
+
+
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from modelport.server import Limits, ServerSettings, create_app
+    from modelport.server import ServerSettings, create_app
     from modelport.server.logs import configure_logging
     from modelport.server.serve import serve
 
     config = _config(args.config)  # a bad config stops here, before any model loads
     # Like uvicorn's --app-dir: chains named "module:function" in the config import from here.
     sys.path.insert(0, os.getcwd())
+    section = _server_section(args, config.server)
+    configure_logging(args.log_level, section.log_format)
+    if args.backend == "ray":
+        return _serve_on_ray(args, config.model_copy(update={"server": section}))
     registry = _registry(config)
-    section = config.server
-    keys = [*args.api_key, *section.api_keys]
-    keys += [k.strip() for k in os.environ.get("MODELPORT_API_KEYS", "").split(",") if k.strip()]
-    base = ServerSettings.from_config(section)
-    limits = Limits(
-        args.max_concurrency or base.limits.max_concurrency,
-        args.max_queue if args.max_queue is not None else base.limits.max_queue,
-    )
-    preload = registry.names() if (args.preload or section.preload) else ()
-    log_format = args.log_format or section.log_format
-    settings = ServerSettings.from_config(
-        section,
-        api_keys=keys,
-        limits=limits,
-        preload=preload,
-        drain_timeout_s=args.drain_timeout,
-        metrics_public=args.metrics_public or None,
-        log_format=log_format,
-        admin_keys=[*section.admin_keys, *args.admin_key],
-        playground=False if args.no_playground else None,
-    )
-    configure_logging(args.log_level, log_format)
+    preload = registry.names() if section.preload else ()
+    settings = ServerSettings.from_config(section, preload=preload)
     app = create_app(registry, settings)
-    n_keys = len(keys) + len(settings.keys)
+    n_keys = len(settings.api_keys) + len(settings.keys)
     auth = f"{n_keys} API key(s)" if n_keys else "no API key"
     print(
         f"modelport serving {len(registry.names())} models on http://{args.host}:{args.port}/v1 ({auth})",
@@ -216,6 +218,20 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         serve(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:
         registry.close()
+    return 0
+
+
+def _serve_on_ray(args: argparse.Namespace, config: Config) -> int:
+    if not args.config:
+        print("error: --backend ray deploys the models of a --config file", file=sys.stderr)
+        return 2
+    try:
+        from modelport.ray.cluster import run
+    except ImportError as error:  # pragma: no cover - depends on the installed extras
+        print(f"error: --backend ray needs Ray Serve: pip install 'modelport[ray]' ({error})", file=sys.stderr)
+        return 2
+    print(f"modelport deploying {args.config} on Ray Serve, http://{args.host}:{args.port}/v1", file=sys.stderr)
+    run(config, host=args.host, port=args.port, address=args.ray_address)
     return 0
 
 
@@ -266,6 +282,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-playground", action="store_true", help="do not serve /playground")
     serve.add_argument("--metrics-public", action="store_true", help="serve /metrics without an API key")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local: this process; ray: one Ray Serve deployment per model of --config",
+    )
+    serve.add_argument(
+        "--ray-address", default=None, help="join this Ray cluster (default: start a local one, no dashboard)"
+    )
     serve.set_defaults(run=_cmd_serve)
     return parser
 

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelport.core.errors import BadRequestError
+from modelport.ray.options import DeploymentOptions, RaySection
 from modelport.workers.models import BUILTIN_MODELS, ModelEntry, ModelRegistry
 from modelport.workers.params import check_params, did_you_mean
 from modelport.workers.registry import KindRegistry, worker_kinds
@@ -69,6 +70,7 @@ class ModelConfig(_Section):
     replicas: int = Field(default=1, ge=1)
     weight: float = Field(default=1.0, gt=0, description="share of traffic under the weighted strategy")
     id: str | None = Field(default=None, min_length=1, description="the replica's id (default NAME-N)")
+    ray: DeploymentOptions | None = Field(default=None, description="its Serve deployment's options (--backend ray)")
 
     def _limits(self) -> dict[str, int]:
         return {} if self.limits is None else self.limits.model_dump(exclude_none=True)
@@ -121,6 +123,7 @@ class ChainConfig(_Section):
     factory: str = Field(pattern=r"^[\w.]+:[\w.]+$")
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
+    ray: DeploymentOptions | None = Field(default=None, description="its Serve deployment's options (--backend ray)")
 
     def entry(self) -> ModelEntry:
         """The ``runnable`` entry that serves the chain."""
@@ -176,6 +179,7 @@ class Config(_Section):
     server: ServerConfig = ServerConfig()
     router: RouterConfig = RouterConfig()
     fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    ray: RaySection = RaySection()
 
     def entries(self) -> list[ModelEntry]:
         """The file's models (one entry per name: several replicas become a replica set), then its chains."""

@@ -203,3 +203,37 @@ class ServeProcess:
     def finish(self, timeout: float = 30) -> int:
         """Waits for the process to end and returns its exit status."""
         return int(self.proc.wait(timeout=timeout))
+
+
+class Forwarder:
+    """An ASGI reverse proxy to ``target``, streaming both ways: puts a checker in front of a server
+    that runs elsewhere (a Ray Serve proxy), as ``SpecCheck`` sits in front of an in-process app."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target.rstrip("/")
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        import httpx
+
+        assert scope["type"] == "http"
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        url = self.target + scope["path"] + (f"?{scope['query_string'].decode()}" if scope["query_string"] else "")
+        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k.lower() not in (b"host",)]
+        async with (
+            httpx.AsyncClient(timeout=120) as client,
+            client.stream(scope["method"], url, content=body, headers=headers) as response,
+        ):
+            kept = [
+                (k.encode(), v.encode())
+                for k, v in response.headers.multi_items()
+                if k.lower() not in ("content-length", "transfer-encoding", "connection")
+            ]
+            await send({"type": "http.response.start", "status": response.status_code, "headers": kept})
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = [
     "AuthenticationError",
@@ -17,6 +18,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelPortError",
     "ModelUnavailableError",
+    "NotSupportedError",
     "PermissionDeniedError",
     "RateLimitedError",
     "TimeoutError",
@@ -40,6 +42,19 @@ class ModelPortError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take their own constructor arguments, so the default (``cls(*args)``) cannot
+        # rebuild them; the type and attributes can. Errors then cross processes (Ray replicas)
+        # with their status, code and fields intact.
+        return _rebuild, (type(self), self.message, dict(self.__dict__))
+
+
+def _rebuild(cls: type[ModelPortError], message: str, state: dict[str, Any]) -> ModelPortError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, message)
+    error.__dict__.update(state)
+    return error
 
 
 class BadRequestError(ModelPortError, ValueError):
@@ -103,6 +118,14 @@ class ModelUnavailableError(ModelPortError):
         self.name = name
         self.reason = reason
         self.retry_after: float | None = None
+
+
+class NotSupportedError(ModelPortError):
+    """The server's backend does not do this (admin changes on the Ray backend, done by ``serve deploy``)."""
+
+    status_code = 501
+    code = "not_supported"
+    error_type = "server_error"
 
 
 class AuthenticationError(ModelPortError):

@@ -107,6 +107,7 @@ async def list_models(state: State) -> JSONResponse:
 @router.post("/models")
 async def add_models(body: ModelsBody, state: State) -> JSONResponse:
     """Adds replicas (new names too); they load in the background and serve once ready."""
+    state.registry.check_changes()
     entries = _entries(state, body)
     names = []
     for entry in entries:
@@ -124,6 +125,7 @@ def _grace(state: ServerState, grace_s: float | None) -> float:
 @router.delete("/models/{name}")
 async def drain_model(name: str, state: State, grace_s: float | None = None) -> JSONResponse:
     """Drains a whole model: new requests get 404 at once; in-flight ones finish, then it closes."""
+    state.registry.check_changes()
     listing = _listing(state, [name]) if name in state.registry.names() else None
     state.registry.entry(name)  # 404 for an unknown name
     busy = _busy(state, name)
@@ -134,6 +136,7 @@ async def drain_model(name: str, state: State, grace_s: float | None = None) -> 
 @router.delete("/models/{name}/replicas/{replica}")
 async def drain_replica(name: str, replica: str, state: State, grace_s: float | None = None) -> JSONResponse:
     """Drains one replica: new requests skip it; in-flight ones finish, then it closes."""
+    state.registry.check_changes()
     replicas = state.registry.replica_set(name, busy=_busy(state, name))
     replicas.replica(replica)  # 400 naming the known replicas
     _in_background(state, f"drain {name}/{replica}", replicas.drain, replica, _grace(state, grace_s))
@@ -143,6 +146,7 @@ async def drain_replica(name: str, replica: str, state: State, grace_s: float | 
 @router.post("/models/{name}/replace")
 async def replace_model(name: str, body: ModelsBody, state: State, grace_s: float | None = None) -> JSONResponse:
     """Starts the new replicas, waits until they are ready, then drains the old ones."""
+    state.registry.check_changes()
     state.registry.entry(name)
     entries = _entries(state, body, name)
     members = [m for e in entries for m in e.members()]

@@ -153,7 +153,12 @@ class RequestTracking:
             return
         sent = dict(scope.get("headers") or ()).get(b"x-request-id", b"").decode("latin-1")
         request_id = sent if _SANE_ID.match(sent) else uuid.uuid4().hex
-        record = RequestRecord(request_id, scope["method"], scope["path"], time.perf_counter())
+        # Behind a mount or a proxy's route prefix (Ray Serve's route_prefix), the path starts with
+        # the root path; the app's own routes are what follows it.
+        path, root = scope["path"], scope.get("root_path", "")
+        if root and path.startswith(root):
+            path = path[len(root) :] or "/"
+        record = RequestRecord(request_id, scope["method"], path, time.perf_counter())
         scope.setdefault("state", {})["record"] = record
         token = REQUEST_ID.set(request_id)
         finished = False
@@ -163,12 +168,12 @@ class RequestTracking:
             if message["type"] == "http.response.start":
                 if record.status == 0:
                     record.status = message["status"]
-                MutableHeaders(scope=message).append("X-Request-Id", request_id)
+                MutableHeaders(scope=message)["X-Request-Id"] = request_id
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 finished = True
             await send(message)
 
-        api = scope["path"].startswith(_API_PREFIX)
+        api = path.startswith(_API_PREFIX)
         try:
             if api and self.lifecycle.draining:
                 response = error_response(ShuttingDownError())

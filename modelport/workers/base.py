@@ -6,6 +6,7 @@ import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from modelport.core.accumulator import Accumulator, ChatResult
 from modelport.core.capabilities import Capabilities
@@ -40,6 +41,19 @@ class Worker:
     # True for workers that queue and limit their own requests (a replica set, whose limits are
     # per replica): the server then puts no limit of its own in front of them.
     limits_itself: bool = False
+    # Parameters that ``reconfigure`` changes in place, without reloading the model. Ray Serve
+    # sends them as ``user_config``, so changing only these restarts no replica.
+    reconfigurable: ClassVar[frozenset[str]] = frozenset()
+
+    def reconfigure(self, **params: Any) -> None:
+        """Changes parameters named in ``reconfigurable`` in place.
+
+        Raises:
+            BadRequestError: For a parameter that needs a reload; the default takes none.
+        """
+        for name in params:
+            if name not in self.reconfigurable:
+                raise BadRequestError(f"cannot change {name!r} without a reload", param=name)
 
     def close(self) -> None:
         """Frees the worker's resources. The default does nothing."""

@@ -135,6 +135,13 @@ class ModelRegistry:
 
     # -- replicas: the same operations the server's /admin routes call -------------------------
 
+    def check_changes(self) -> None:
+        """Raises if this registry's models cannot be added, drained or replaced while it serves.
+
+        A registry whose models live elsewhere (Ray Serve deployments) refuses with
+        ``NotSupportedError``; this one allows every change.
+        """
+
     def replica_set(self, name: str, *, busy: Callable[[], int] | None = None) -> ReplicaSet:
         """``name``'s worker as a replica set; a single model becomes a set of one (its worker kept).
 

@@ -26,12 +26,14 @@ F = TypeVar("F", bound=WorkerFactory)
 # Each built-in registers itself with ``@register_worker`` when its module is imported.
 _BUILTIN_MODULES: Mapping[str, str] = {
     "fake": "modelport.workers.kinds.fake",
+    "fake-embeddings": "modelport.workers.kinds.fake",
     "transformers": "modelport.workers.kinds.transformers",
     "llama-cpp": "modelport.workers.kinds.llama_cpp",
     "sentence-transformers": "modelport.workers.kinds.sentence_transformers",
     "openai": "modelport.workers.kinds.openai",
     "dashscope": "modelport.workers.kinds.dashscope",
     "replica-set": "modelport.workers.replicas.replica_set",
+    "ray-serve": "modelport.ray.worker",
 }
 
 

@@ -1,0 +1,202 @@
+"""The server's own suite, run against the Ray backend.
+
+One local cluster for the module. The models are written as config, as a Ray user would: the
+``fake`` kind with scripted replies, the real SmolLM2 and MiniLM, and the example RAG chain.
+A ``Forwarder`` behind ``SpecCheck`` sits between the clients and Serve's proxy, so every body
+and chunk is checked against the OpenAI spec exactly as on the plain server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.loopback import Forwarder, serve
+from tests.ray.conftest import NO_CPU, Cluster, builtin, local_cluster
+from tests.server.conftest import KEYS
+from tests.server.spec import SpecCheck
+
+# The plain server's tests that need no in-process objects, imported to run here as well.
+from tests.server.test_auth import (  # noqa: F401
+    test_a_bad_key_is_the_sdks_authentication_error,
+    test_a_missing_key_is_401,
+    test_every_configured_key_works,
+    test_health_and_docs_need_no_key,
+)
+from tests.server.test_chat import (  # noqa: F401
+    test_a_bad_threshold_is_a_400_naming_it,
+    test_async_client_stream,
+    test_auto_mode_calls_and_the_threshold_is_an_extra_body_field,
+    test_create_on_the_real_model,
+    test_forced_tool_call_on_the_real_model,
+    test_json_schema_response_format_validates,
+    test_legacy_completions,
+    test_logprobs_elsewhere_are_a_clear_400,
+    test_logprobs_on_the_real_model,
+    test_n_stop_seed_and_max_completion_tokens,
+    test_stream_helper_with_tools,
+    test_stream_matches_the_whole_answer,
+    test_streamed_tool_call_deltas_are_shaped_like_openais,
+    test_tool_results_round_trip,
+    test_without_include_usage_there_is_no_usage_chunk,
+)
+from tests.server.test_embeddings import (  # noqa: F401
+    test_a_chat_model_is_not_an_embedder,
+    test_float_format_and_dimensions,
+    test_langchain_openai_embeddings,
+    test_sdk_default_base64_decodes_to_the_workers_vectors,
+    test_token_arrays_are_refused_by_name,
+)
+from tests.server.test_errors import (  # noqa: F401
+    test_a_body_that_is_not_an_object_is_400,
+    test_a_failure_mid_stream_sends_an_error_event_then_done,
+    test_legacy_and_embedding_errors,
+    test_malformed_json_is_400,
+    test_max_tokens_beyond_the_context_is_clamped_not_refused,
+    test_prompt_too_long_is_context_length_exceeded,
+    test_the_sdk_raises_on_a_mid_stream_error,
+    test_unknown_model_is_404,
+    test_unknown_path_is_404_in_openai_shape,
+    test_upstream_failures_keep_their_status,
+    test_validation_errors_name_the_field,
+)
+from tests.server.test_models import (  # noqa: F401
+    test_docs_work_offline,
+    test_health,
+    test_list_and_retrieve,
+    test_unknown_model_is_404_model_not_found,
+)
+
+FAKE = {
+    "name": "fake",
+    "kind": "fake",
+    "params": {
+        "capabilities": {"tools": True, "tool_call_streaming": True, "tool_choice": True, "structured_output": True},
+        # The plain suite's scripted fake, written as data.
+        "replies": {
+            "call get_weather": {"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}]},
+            "fail before": {"error": {"status": 503, "message": "the upstream model is down"}},
+            "time out": {"error": {"status": 504, "message": "the upstream model did not answer in time"}},
+            "fail midway": {
+                "text": "partial answer",
+                "error": {"status": 502, "message": "connection to the upstream model lost"},
+            },
+        },
+    },
+}
+
+CONFIG: dict[str, Any] = {
+    "models": [
+        FAKE,
+        {"name": "fake-nologprobs", "kind": "fake", "params": {"capabilities": {"tools": True}}},
+        builtin("smollm2-135m", n_parallel=4),
+        builtin("minilm-l6"),
+    ],
+    "chains": [{"name": "rag-bot", "factory": "examples.rag:build_chain"}],
+    "ray": {"ingress": NO_CPU, "deployment_defaults": NO_CPU},
+}
+
+KEYED: dict[str, Any] = {
+    "models": [{"name": "fake", "kind": "fake"}],
+    "server": {"api_keys": list(KEYS), "admin_keys": ["admin-key-5e1d"]},
+    "ray": {"app_name": "keyed", "route_prefix": "/keyed", "ingress": NO_CPU, "deployment_defaults": NO_CPU},
+}
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    from ray import serve as ray_serve
+
+    from modelport.ray import build_app
+
+    with local_cluster() as running:
+        ray_serve.run(build_app(CONFIG), name="modelport", route_prefix="/")
+        ray_serve.run(build_app(KEYED), name="keyed", route_prefix="/keyed")
+        yield running
+
+
+@pytest.fixture(scope="module")
+def spec_check() -> list[SpecCheck]:
+    return []
+
+
+@pytest.fixture(scope="module")
+def base_url(cluster: Cluster, spec_check: list[SpecCheck]) -> Iterator[str]:
+    checked = SpecCheck(Forwarder(cluster.url))
+    spec_check.append(checked)
+    with serve(checked) as url:
+        yield f"{url}/v1"
+
+
+@pytest.fixture(scope="module")
+def keyed_url(cluster: Cluster) -> str:
+    return f"{cluster.url}/keyed/v1"
+
+
+@pytest.fixture(autouse=True)
+def _every_response_follows_the_spec(spec_check: list[SpecCheck]) -> Iterator[None]:
+    before = [len(c.failures) for c in spec_check]
+    yield
+    new = [f for c, n in zip(spec_check, before, strict=False) for f in c.failures[n:]]
+    assert not new, "responses that break the OpenAI spec:\n" + "\n".join(new[:10])
+
+
+@pytest.fixture
+def client(base_url: str) -> Any:
+    from openai import OpenAI
+
+    with OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=120) as c:
+        yield c
+
+
+@pytest.fixture
+def aclient(base_url: str) -> Any:
+    from openai import AsyncOpenAI
+
+    return AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=120)
+
+
+def test_every_response_was_checked(base_url: str, spec_check: list[SpecCheck]) -> None:
+    httpx.get(f"{base_url}/models")
+    assert spec_check[0].checked > 0
+
+
+def test_admin_changes_are_not_implemented_on_ray_and_listing_works(keyed_url: str) -> None:
+    root = keyed_url.removesuffix("/v1")
+    admin = {"Authorization": "Bearer admin-key-5e1d"}
+    listing = httpx.get(f"{root}/admin/models", headers=admin)
+    assert listing.status_code == 200 and listing.json()["data"][0]["name"] == "fake"
+    body = {"models": [{"name": "fake", "kind": "fake"}]}
+    for response in (
+        httpx.post(f"{root}/admin/models", json=body, headers=admin),
+        httpx.post(f"{root}/admin/models/fake/replace", json=body, headers=admin),
+        httpx.delete(f"{root}/admin/models/fake", headers=admin),
+        httpx.delete(f"{root}/admin/models/fake/replicas/fake", headers=admin),
+    ):
+        assert response.status_code == 501, response.text
+        error = response.json()["error"]
+        assert error["code"] == "not_supported" and "serve deploy" in error["message"]
+
+
+def test_metrics_count_the_requests_the_ingress_served(keyed_url: str) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    headers = {"Authorization": f"Bearer {KEYS[0]}"}
+    body = {"model": "fake", "messages": [{"role": "user", "content": "counted"}]}
+    assert httpx.post(f"{keyed_url}/chat/completions", json=body, headers=headers).status_code == 200
+    text = httpx.get(keyed_url.removesuffix("/v1") + "/metrics", headers=headers).text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    served = [
+        s.value
+        for s in families["modelport_request_success"].samples
+        if s.name == "modelport_request_success_total" and s.labels.get("model_name") == "fake"
+    ]
+    assert served and sum(served) >= 1
+
+
+def test_ready_once_every_deployment_has_answered(base_url: str) -> None:
+    ready = httpx.get(base_url.removesuffix("/v1") + "/health/ready", timeout=30)
+    assert ready.status_code == 200 and ready.json() == {"status": "ready"}
