@@ -31,6 +31,7 @@ class Capabilities:
         max_output_tokens: Largest completion, if known.
         embedding_dimensions: Vector size of an embedding worker.
         sampling: Which of ``SAMPLING_FIELDS`` the worker honours; others are refused by name.
+        raw_prompts: Continues a raw text prompt without the chat template (legacy completions).
     """
 
     chat: bool = True
@@ -46,3 +47,4 @@ class Capabilities:
     max_output_tokens: int | None = None
     embedding_dimensions: int | None = None
     sampling: frozenset[str] = frozenset()
+    raw_prompts: bool = False

@@ -104,6 +104,9 @@ class ChatRequest:
         tool_call_threshold: For local models in ``auto`` tool mode, how sure the model must be
             that a call beats a plain answer (a margin of mean log probability per token; lower
             calls more often). ``None`` takes the worker's setting.
+        raw_prompt: Text to continue as it is, without the chat template (legacy completions),
+            for workers whose capabilities say ``raw_prompts``; ``messages`` then only describe it.
+        echo: With ``raw_prompt``: each choice starts with the prompt itself.
         extra: Backend-specific options passed through untouched.
     """
 
@@ -127,6 +130,8 @@ class ChatRequest:
     top_k: int | None = None
     min_p: float | None = None
     tool_call_threshold: float | None = None
+    raw_prompt: str | None = None
+    echo: bool = False
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -165,6 +170,10 @@ class ChatRequest:
         names = [t.name for t in self.tools]
         if len(set(names)) != len(names):
             raise BadRequestError("tool names must be unique", param="tools")
+        if self.echo and self.raw_prompt is None:
+            raise BadRequestError("echo needs a raw prompt (legacy completions)", param="echo")
+        if self.raw_prompt is not None and self.tools:
+            raise BadRequestError("a raw prompt takes no tools", param="tools")
         set_(self, "tool_choice", parse_tool_choice(self.tool_choice, self.tools))
 
     def sampling_fields(self) -> list[str]:

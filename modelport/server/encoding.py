@@ -11,7 +11,7 @@ from modelport.core.events import Usage as CoreUsage
 from modelport.core.messages import content_text
 from modelport.server import protocol as wire
 
-__all__ = ["ChatChunkEncoder", "chat_completion", "logprobs", "usage", "wire_finish_reason"]
+__all__ = ["ChatChunkEncoder", "chat_completion", "logprobs", "text_logprobs", "usage", "wire_finish_reason"]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -49,6 +49,20 @@ def logprobs(items: Sequence[CoreLogprob]) -> wire.Logprobs:
             for item in items
         ],
         refusal=None,
+    )
+
+
+def text_logprobs(items: Sequence[CoreLogprob], offset: int) -> wire.CompletionLogprobs:
+    """The legacy completion's logprobs object; ``offset`` is where the first token's text starts."""
+    offsets = []
+    for item in items:
+        offsets.append(offset)
+        offset += len(item.token)
+    return wire.CompletionLogprobs(
+        tokens=[i.token for i in items],
+        token_logprobs=[i.logprob for i in items],
+        top_logprobs=[dict(i.top) for i in items],
+        text_offset=offsets,
     )
 
 

@@ -266,12 +266,21 @@ class ChatCompletionChunk(_Response):
     system_fingerprint: str | None = None
 
 
+class CompletionLogprobs(_Response):
+    """The legacy completion's log probabilities: parallel lists, one entry per token."""
+
+    tokens: list[str]
+    token_logprobs: list[float]
+    top_logprobs: list[dict[str, float]]
+    text_offset: list[int]
+
+
 class CompletionChoice(_Response):
     """One choice of a legacy text completion."""
 
     text: str
     index: int
-    logprobs: None
+    logprobs: CompletionLogprobs | None
     finish_reason: str | None
 
 

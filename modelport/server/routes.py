@@ -11,7 +11,8 @@ from modelport.core.errors import ModelNotFoundError
 from modelport.server import protocol as wire
 from modelport.server.auth import ApiKey
 from modelport.server.metrics import CONTENT_TYPE
-from modelport.server.serving_chat import create_chat_completion, create_completion
+from modelport.server.serving_chat import create_chat_completion
+from modelport.server.serving_completions import create_completion
 from modelport.server.serving_embeddings import create_embeddings
 from modelport.server.state import ServerState, get_state
 from modelport.server.tracking import record_of

@@ -1,4 +1,4 @@
-"""``/v1/chat/completions`` and the legacy ``/v1/completions``: wire request in, worker events out."""
+"""``/v1/chat/completions``: wire request in, worker events out (and the helpers completions share)."""
 
 from __future__ import annotations
 
@@ -13,28 +13,40 @@ from fastapi.responses import Response, StreamingResponse
 
 from modelport.core.accumulator import Accumulator, ChatResult
 from modelport.core.errors import BadRequestError, ModelPortError
-from modelport.core.events import Finish, StreamEvent, TextDelta
-from modelport.core.messages import UserMessage, message_from_dict
+from modelport.core.events import StreamEvent
+from modelport.core.messages import message_from_dict
 from modelport.core.request import ChatRequest, ResponseFormat
 from modelport.core.tools import ToolSpec
 from modelport.server import protocol as wire
-from modelport.server.encoding import DONE, ChatChunkEncoder, chat_completion, usage, wire_finish_reason
+from modelport.server.encoding import DONE, ChatChunkEncoder, chat_completion
 from modelport.server.errors import sse_error
 from modelport.server.limits import Slot
 from modelport.server.state import ServerState
 from modelport.server.tracking import RequestRecord, tracked_events
 from modelport.workers.base import ChatWorker
 
-__all__ = ["create_chat_completion", "create_completion"]
+__all__ = [
+    "SSE_HEADERS",
+    "ClientGone",
+    "Disconnected",
+    "close_events",
+    "collect",
+    "create_chat_completion",
+    "rest",
+    "sampling_fields",
+    "start_events",
+    "whole",
+]
 
 logger = logging.getLogger("modelport.server")
 
-_SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # How often a whole (non-streamed) answer checks that its client is still there.
 _POLL_SECONDS = 0.25
 
 
-def _sampling(body: wire.ChatCompletionRequest | wire.CompletionRequest) -> dict[str, Any]:
+def sampling_fields(body: wire.ChatCompletionRequest | wire.CompletionRequest) -> dict[str, Any]:
+    """The optional sampling fields of a wire request, as ``ChatRequest`` keywords."""
     # Each worker refuses, by name, the fields its engine cannot honour (``check_request``).
     return {
         "frequency_penalty": body.frequency_penalty,
@@ -68,11 +80,11 @@ def chat_request(body: wire.ChatCompletionRequest) -> ChatRequest:
         top_logprobs=body.top_logprobs,
         parallel_tool_calls=body.parallel_tool_calls,
         tool_call_threshold=body.tool_call_threshold,
-        **_sampling(body),
+        **sampling_fields(body),
     )
 
 
-async def _start(
+async def start_events(
     state: ServerState, record: RequestRecord, worker: ChatWorker, request: ChatRequest
 ) -> tuple[Slot, AsyncIterator[StreamEvent], StreamEvent | None]:
     """Takes a slot and pulls the first event, so that errors before any output get a real status.
@@ -87,12 +99,13 @@ async def _start(
         first = await anext(aiter(events), None)
     except BaseException:
         slot.release()
-        await _close(events)
+        await close_events(events)
         raise
     return slot, events, first
 
 
-async def _rest(first: StreamEvent | None, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+async def rest(first: StreamEvent | None, events: AsyncIterator[StreamEvent]) -> AsyncIterator[StreamEvent]:
+    """The first event (pulled by ``start_events``), then the rest of the stream."""
     if first is not None:
         yield first
     async for event in events:
@@ -102,7 +115,7 @@ async def _rest(first: StreamEvent | None, events: AsyncIterator[StreamEvent]) -
 Disconnected = Callable[[], Awaitable[bool]]
 
 
-async def _collect(events: AsyncIterator[StreamEvent], disconnected: Disconnected | None) -> ChatResult:
+async def collect(events: AsyncIterator[StreamEvent], disconnected: Disconnected | None) -> ChatResult:
     """Folds the events into a result; gives up (and stops the worker) if the client leaves.
 
     Streams notice a disconnect when their next write fails; a whole answer has nothing to
@@ -128,7 +141,19 @@ class ClientGone(ModelPortError):
     error_type = "invalid_request_error"
 
 
-async def _close(events: AsyncIterator[StreamEvent]) -> None:
+async def whole(
+    slot: Slot, events: AsyncIterator[StreamEvent], first: StreamEvent | None, disconnected: Disconnected | None
+) -> ChatResult:
+    """The whole answer from ``start_events``'s stream; frees the slot and closes the stream after."""
+    try:
+        return await collect(rest(first, events), disconnected)
+    finally:
+        slot.release()
+        await close_events(events)
+
+
+async def close_events(events: AsyncIterator[StreamEvent]) -> None:
+    """Closes a worker's stream, which stops its generation."""
     # Closing the worker's async generator sets its cancel flag, which stops local generation.
     aclose = getattr(events, "aclose", None)
     if aclose is not None:
@@ -145,14 +170,10 @@ async def create_chat_completion(
     state.admit(record, body.model, "chat")
     request = chat_request(body)
     worker = await state.chat_worker(body.model)
-    slot, events, first = await _start(state, record, worker, request)
+    slot, events, first = await start_events(state, record, worker, request)
     completion_id, created = f"chatcmpl-{record.id}", int(time.time())
     if not body.stream:
-        try:
-            result = await _collect(_rest(first, events), disconnected)
-        finally:
-            slot.release()
-            await _close(events)
+        result = await whole(slot, events, first, disconnected)
         out = chat_completion(
             result, id=completion_id, model=body.model, created=created, with_logprobs=request.logprobs
         )
@@ -166,7 +187,7 @@ async def create_chat_completion(
     async def stream() -> AsyncIterator[bytes]:
         try:
             yield encoder.start()
-            async for event in _rest(first, events):
+            async for event in rest(first, events):
                 yield encoder.encode(event)
             yield encoder.end()
         except ModelPortError as error:
@@ -180,120 +201,7 @@ async def create_chat_completion(
         finally:
             # Runs on normal end, on error and when the client disconnects (the task is cancelled):
             # closing the worker's stream stops its generation and frees the slot.
-            await _close(events)
+            await close_events(events)
             slot.release()
 
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
-
-
-# -- legacy completions --------------------------------------------------------------------------
-
-
-def _prompts(body: wire.CompletionRequest) -> list[str]:
-    prompt = body.prompt
-    if isinstance(prompt, str):
-        return [prompt]
-    if prompt and all(isinstance(p, str) for p in prompt):
-        return [str(p) for p in prompt]
-    if not prompt:
-        raise BadRequestError("must not be empty", param="prompt")
-    raise BadRequestError("token-id prompts are not supported; send text", param="prompt")
-
-
-def completion_request(body: wire.CompletionRequest, prompt: str) -> ChatRequest:
-    """The chat request that answers one legacy prompt (sent as one user message)."""
-    for name in ("echo", "suffix"):
-        if getattr(body, name):
-            raise BadRequestError("is not supported", param=name)
-    if body.logprobs is not None:
-        raise BadRequestError("is not supported on /v1/completions; use chat logprobs", param="logprobs")
-    if body.best_of is not None and body.best_of > 1:
-        raise BadRequestError("is not supported", param="best_of")
-    stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or ())
-    return ChatRequest(
-        [UserMessage(prompt)],
-        temperature=body.temperature,
-        top_p=body.top_p,
-        max_tokens=body.max_tokens,
-        stop=stop,
-        seed=body.seed,
-        n=body.n,
-        **_sampling(body),
-    )
-
-
-async def create_completion(
-    state: ServerState,
-    body: wire.CompletionRequest,
-    record: RequestRecord,
-    disconnected: Disconnected | None = None,
-) -> Response:
-    """Serves the legacy completions endpoint through the model's chat template."""
-    state.admit(record, body.model, "completions")
-    prompts = _prompts(body)
-    requests = [completion_request(body, p) for p in prompts]
-    if body.stream and len(prompts) > 1:
-        raise BadRequestError("streaming supports one prompt per request", param="prompt")
-    worker = await state.chat_worker(body.model)
-    completion_id, created = f"cmpl-{record.id}", int(time.time())
-    if not body.stream:
-        choices: list[wire.CompletionChoice] = []
-        total = None
-        for p, request in enumerate(requests):
-            slot, events, first = await _start(state, record, worker, request)
-            try:
-                result = await _collect(_rest(first, events), disconnected)
-            finally:
-                slot.release()
-                await _close(events)
-            total = result.usage if total is None else total + result.usage
-            for choice in result.choices:
-                text = choice.message.content if isinstance(choice.message.content, str) else ""
-                choices.append(
-                    wire.CompletionChoice(
-                        text=text,
-                        index=p * body.n + choice.index,
-                        logprobs=None,
-                        finish_reason=wire_finish_reason(choice.finish_reason),
-                    )
-                )
-        out = wire.CompletionResponse(
-            id=completion_id, created=created, model=body.model, choices=choices, usage=usage(total)
-        )
-        return Response(out.json_bytes(), media_type="application/json")
-
-    slot, events, first = await _start(state, record, worker, requests[0])
-    include_usage = bool(body.stream_options and body.stream_options.include_usage)
-
-    def chunk(choices: list[wire.CompletionChoice], with_usage: wire.Usage | None = None) -> bytes:
-        out = wire.CompletionResponse(id=completion_id, created=created, model=body.model, choices=choices)
-        if with_usage is not None:
-            out.usage = with_usage
-        return b"data: " + out.json_bytes() + b"\n\n"
-
-    async def stream() -> AsyncIterator[bytes]:
-        total = None
-        try:
-            async for event in _rest(first, events):
-                if isinstance(event, TextDelta):
-                    yield chunk(
-                        [wire.CompletionChoice(text=event.text, index=event.choice, logprobs=None, finish_reason=None)]
-                    )
-                elif isinstance(event, Finish):
-                    if event.usage is not None:
-                        total = event.usage
-                    reason = wire_finish_reason(event.reason)
-                    yield chunk(
-                        [wire.CompletionChoice(text="", index=event.choice, logprobs=None, finish_reason=reason)]
-                    )
-            if include_usage:
-                yield chunk([], usage(total))
-            yield DONE
-        except ModelPortError as error:
-            record.fail(error.status_code, error.message)
-            yield sse_error(error) + DONE
-        finally:
-            await _close(events)
-            slot.release()
-
-    return StreamingResponse(stream(), media_type="text/event-stream", headers=_SSE_HEADERS)
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=SSE_HEADERS)

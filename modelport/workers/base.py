@@ -112,6 +112,8 @@ class ChatWorker(Worker, ABC):
         rf = request.response_format
         if rf is not None and rf.type != "text" and not caps.structured_output:
             raise BadRequestError("this model does not support structured output", param="response_format")
+        if request.raw_prompt is not None and not caps.raw_prompts:
+            raise BadRequestError("this model only takes chat messages", param="prompt")
         if request.logprobs and not caps.logprobs:
             raise BadRequestError("this model does not return logprobs", param="logprobs")
         for name in request.sampling_fields():

@@ -195,6 +195,7 @@ class LocalChatWorker(ChatWorker):
             max_context=max_context,
             logprobs=self.records_logprobs,
             sampling=self.sampling_fields,
+            raw_prompts=type(self)._tokenize_raw is not LocalChatWorker._tokenize_raw,
         )
 
     def _template_inputs(self, request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
@@ -203,6 +204,13 @@ class LocalChatWorker(ChatWorker):
     @abstractmethod
     def _render(self, request: ChatRequest) -> Prompt:
         """Renders the chat (and tools) with the model's template and tokenises it."""
+
+    def _tokenize_raw(self, text: str) -> list[int]:
+        """Tokenises a raw prompt as the model's own server would (BOS where the model wants one).
+
+        Engines that can set ``raw_prompts`` in their capabilities and override this.
+        """
+        raise BadRequestError("this model only takes chat messages", param="prompt")
 
     @abstractmethod
     def _generate(
@@ -256,7 +264,10 @@ class LocalChatWorker(ChatWorker):
 
     def _events(self, request: ChatRequest, cancel: threading.Event) -> Iterator[StreamEvent]:
         self.check_request(request)
-        prompt = self._render(request)
+        if request.raw_prompt is not None:
+            prompt = Prompt(self._tokenize_raw(request.raw_prompt), request.raw_prompt)
+        else:
+            prompt = self._render(request)
         budget = self._budget(request, prompt)
         completion_tokens = 0
         cached_tokens = 0
@@ -272,6 +283,8 @@ class LocalChatWorker(ChatWorker):
                     constraint=output.constraint,
                 )
                 stats = GenerationStats()
+                if request.echo:
+                    yield TextDelta(prompt.text, choice=choice)
                 reason = yield from self._one_choice(prompt, params, request, output, stats, cancel, choice)
                 if reason is None:
                     return

@@ -16,7 +16,14 @@ import pytest
 
 from tests.loopback import Forwarder, serve
 from tests.ray.conftest import NO_CPU, Cluster, builtin, local_cluster
-from tests.server.conftest import KEYS
+
+# The plain suite's client fixtures and its spec check, over this module's base_url.
+from tests.server.conftest import (  # noqa: F401
+    KEYS,
+    _every_response_follows_the_spec,
+    aclient,
+    client,
+)
 from tests.server.spec import SpecCheck
 
 # The plain server's tests that need no in-process objects, imported to run here as well.
@@ -42,6 +49,13 @@ from tests.server.test_chat import (  # noqa: F401
     test_streamed_tool_call_deltas_are_shaped_like_openais,
     test_tool_results_round_trip,
     test_without_include_usage_there_is_no_usage_chunk,
+)
+from tests.server.test_completions import (  # noqa: F401
+    test_chains_still_answer_through_their_chat_template,
+    test_echo_stop_n_and_seed,
+    test_logprobs_line_up_with_the_text_whole_and_streamed,
+    test_the_prompt_is_continued_as_raw_text,
+    test_what_cannot_be_honoured_is_refused_by_name,
 )
 from tests.server.test_embeddings import (  # noqa: F401
     test_a_chat_model_is_not_an_embedder,
@@ -134,29 +148,6 @@ def base_url(cluster: Cluster, spec_check: list[SpecCheck]) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def keyed_url(cluster: Cluster) -> str:
     return f"{cluster.url}/keyed/v1"
-
-
-@pytest.fixture(autouse=True)
-def _every_response_follows_the_spec(spec_check: list[SpecCheck]) -> Iterator[None]:
-    before = [len(c.failures) for c in spec_check]
-    yield
-    new = [f for c, n in zip(spec_check, before, strict=False) for f in c.failures[n:]]
-    assert not new, "responses that break the OpenAI spec:\n" + "\n".join(new[:10])
-
-
-@pytest.fixture
-def client(base_url: str) -> Any:
-    from openai import OpenAI
-
-    with OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=120) as c:
-        yield c
-
-
-@pytest.fixture
-def aclient(base_url: str) -> Any:
-    from openai import AsyncOpenAI
-
-    return AsyncOpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=120)
 
 
 def test_every_response_was_checked(base_url: str, spec_check: list[SpecCheck]) -> None:

@@ -48,3 +48,11 @@ def test_forced_and_auto_calls_validate_and_never_leak(gemma_worker: ChatWorker)
                 continue
             for call in result.tool_calls:
                 jsonschema.validate(json.loads(call.arguments), specs[call.name])
+
+
+def test_the_base_model_continues_raw_text(gemma_worker: ChatWorker) -> None:
+    # A pretrained base model is at home on raw completions: no template, just the text.
+    prompt = "Monday, Tuesday, Wednesday,"
+    out = gemma_worker.invoke(ChatRequest([UserMessage(prompt)], raw_prompt=prompt, max_tokens=6, temperature=0))
+    assert out.text.startswith(" Thursday, Friday")
+    assert out.usage.prompt_tokens == len(gemma_worker._tokenize_raw(prompt))

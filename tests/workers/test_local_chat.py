@@ -229,3 +229,24 @@ def test_bitsandbytes_needs_cuda() -> None:
 def test_template_matches_transformers(llama_worker: ChatWorker, hf_worker: ChatWorker) -> None:
     request = ChatRequest([SystemMessage("sys"), UserMessage("hi"), UserMessage("again")])
     assert llama_worker._render(request).text == hf_worker._render(request).text  # type: ignore[attr-defined]
+
+
+def test_a_raw_prompt_is_continued_without_the_template(chat_worker: ChatWorker) -> None:
+    from modelport.workers.local import LocalChatWorker
+
+    assert isinstance(chat_worker, LocalChatWorker) and chat_worker.capabilities.raw_prompts
+    text = "Roses are red, violets are"
+    raw = ChatRequest([UserMessage(text)], raw_prompt=text, max_tokens=4, temperature=0, echo=True)
+    out = chat_worker.invoke(raw)
+    assert out.text.startswith(text) and len(out.text) > len(text)
+    assert out.usage.prompt_tokens == len(chat_worker._tokenize_raw(text))
+    assert out.usage.prompt_tokens < len(chat_worker._render(ChatRequest([UserMessage(text)])).ids)
+
+
+def test_a_raw_prompt_is_refused_by_name_where_only_chat_is_taken() -> None:
+    from modelport.core import BadRequestError
+    from modelport.workers.kinds.fake import FakeChatWorker
+
+    with pytest.raises(BadRequestError) as caught:
+        FakeChatWorker().invoke(ChatRequest([UserMessage("x")], raw_prompt="x"))
+    assert caught.value.param == "prompt"

@@ -174,6 +174,11 @@ class LlamaCppWorker(LocalChatWorker):
         ids = self.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
         return Prompt(list(ids), text)
 
+    def _tokenize_raw(self, text: str) -> list[int]:
+        # As llama.cpp's server tokenises a completion prompt: BOS if the model adds one, and
+        # special tokens written in the text read as such.
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True))
+
     def _next_seed(self) -> int:
         with self._seed_lock:
             self._seed = random.Random(self._seed).randrange(2**31)

@@ -171,6 +171,10 @@ class TransformersWorker(LocalChatWorker):
         ids = self.tokenizer(text, add_special_tokens=False).input_ids
         return Prompt(list(ids), text)
 
+    def _tokenize_raw(self, text: str) -> list[int]:
+        # As vLLM tokenises a completion prompt: with the tokenizer's own special tokens (BOS).
+        return list(self.tokenizer(text).input_ids)
+
     def _generate(
         self, prompt: Prompt, params: GenerationParams, halt: threading.Event, stats: GenerationStats
     ) -> Iterator[str]:
