@@ -12,6 +12,7 @@ Ray is imported when a worker is built, never when this module is.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -23,6 +24,7 @@ from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import ChatWorker, EmbeddingWorker
 from modelport.workers.registry import register_worker
+from modelport.workers.remote.retry import RetryPolicy
 
 __all__ = ["ServeHandleWorker", "replica_lost"]
 
@@ -40,6 +42,10 @@ _LOST = (
 )
 
 
+# Serve restarts a dead replica within seconds; a few short waits cover it.
+_RESEND = RetryPolicy(max_retries=3, initial_delay=0.2, max_delay=2.0, total_timeout=30.0)
+
+
 def replica_lost(error: BaseException) -> bool:
     """Whether ``error`` is Ray's way of saying the replica went away (not the request's fault)."""
     names = {f"{c.__module__}.{c.__qualname__}" for c in type(error).__mro__}
@@ -55,7 +61,8 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
         app: The Serve application it belongs to.
         handle: The deployment's handle, when the caller holds one already (the ingress does).
         capacity: Requests the deployment takes at once (all replicas), for routers in front.
-        retries: How often a request whose replica died before any output is sent again.
+        retry: How often, and after what waits, a request whose replica died before any output
+            is sent again (Serve routes it to a live replica, or to the one it restarts).
         timeout_s: How long building the worker waits for the deployment to answer.
     """
 
@@ -68,7 +75,7 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
         *,
         handle: Any = None,
         capacity: int | None = None,
-        retries: int = 3,
+        retry: RetryPolicy = _RESEND,
         timeout_s: float = 120.0,
     ) -> None:
         if handle is None:
@@ -78,7 +85,7 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
         self.deployment = deployment
         self._handle = handle
         self._streaming = handle.options(stream=True)
-        self._retries = retries
+        self._retry = retry
         self.parallelism = capacity
         self._in_flight = 0
         info = self._handle.describe.remote().result(timeout_s=timeout_s)
@@ -106,17 +113,20 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
         unavailable.retry_after = 1.0
         return unavailable
 
-    def _retryable(self, error: BaseException, attempt: int, started: bool) -> bool:
-        retry = not started and attempt < self._retries and replica_lost(error)
-        if retry:
-            logger.warning(
-                "%s: replica lost before any output (%s); sending again", self.deployment, type(error).__name__
-            )
-        return retry
+    def _wait(self, error: BaseException, attempt: int, began: float, started: bool) -> float | None:
+        """Seconds to wait before sending again, or ``None`` when the error is final."""
+        if started or not replica_lost(error):
+            return None
+        wait = self._retry.next_wait(attempt, began)
+        if wait is not None:
+            lost = type(error).__name__
+            logger.warning("%s: replica lost before any output (%s); sending again", self.deployment, lost)
+        return wait
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
         """Streams the deployment's answer (for callers outside an event loop)."""
-        for attempt in range(self._retries + 1):
+        began = time.monotonic()
+        for attempt in itertools.count():
             response = self._streaming.chat.remote(request)
             started = False
             self._in_flight += 1
@@ -128,17 +138,18 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
             except ModelPortError:
                 raise
             except Exception as error:
-                if self._retryable(error, attempt, started):
-                    time.sleep(0.2 * (attempt + 1))
-                    continue
-                raise self._error(error) from error
+                wait = self._wait(error, attempt, began, started)
+                if wait is None:
+                    raise self._error(error) from error
+                time.sleep(wait)
             finally:
                 self._in_flight -= 1
                 response.cancel()
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Streams the deployment's answer; closing the stream cancels the request on its replica."""
-        for attempt in range(self._retries + 1):
+        began = time.monotonic()
+        for attempt in itertools.count():
             response = self._streaming.chat.remote(request)
             started = False
             self._in_flight += 1
@@ -151,38 +162,42 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
             except ModelPortError:
                 raise
             except Exception as error:
-                if self._retryable(error, attempt, started):
-                    await asyncio.sleep(0.2 * (attempt + 1))
-                    continue
-                raise self._error(error) from error
+                wait = self._wait(error, attempt, began, started)
+                if wait is None:
+                    raise self._error(error) from error
+                await asyncio.sleep(wait)
             finally:
                 self._in_flight -= 1
                 response.cancel()
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embeds on the deployment (for callers outside an event loop)."""
-        for attempt in range(self._retries + 1):
+        began = time.monotonic()
+        for attempt in itertools.count():
             try:
                 return _result(self._handle.embed.remote(request).result())
             except ModelPortError:
                 raise
             except Exception as error:
-                if not self._retryable(error, attempt, False):
+                wait = self._wait(error, attempt, began, False)
+                if wait is None:
                     raise self._error(error) from error
-                time.sleep(0.2 * (attempt + 1))
+                time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def aembed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embeds on the deployment without blocking the loop."""
-        for attempt in range(self._retries + 1):
+        began = time.monotonic()
+        for attempt in itertools.count():
             try:
                 return _result(await self._handle.embed.remote(request))
             except ModelPortError:
                 raise
             except Exception as error:
-                if not self._retryable(error, attempt, False):
+                wait = self._wait(error, attempt, began, False)
+                if wait is None:
                     raise self._error(error) from error
-                await asyncio.sleep(0.2 * (attempt + 1))
+                await asyncio.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def __repr__(self) -> str:

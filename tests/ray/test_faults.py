@@ -79,7 +79,10 @@ def stream_once(url: str, model: str, max_tokens: int | None = None) -> tuple[st
 
 
 class Load:
-    """``clients`` threads sending ``send()`` in a loop until stopped; counts the outcomes."""
+    """``clients`` threads sending ``send()`` in a loop until stopped; counts the outcomes.
+
+    ``texts`` holds each served answer with the time its request was sent.
+    """
 
     def __init__(self, send: Callable[[], tuple[str, str]], clients: int = 4) -> None:
         self.outcomes: Counter[str] = Counter()
@@ -91,12 +94,21 @@ class Load:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            sent = time.monotonic()
             outcome, text = self._send()
             self.outcomes[outcome] += 1
             if outcome == "served":
-                self.texts.append((time.monotonic(), text))
+                self.texts.append((sent, text))
             else:
                 self.problems.append(f"{outcome}: {text}")
+
+    def wait_for(self, served: int, timeout: float = 60) -> None:
+        """Blocks until ``served`` more answers have come back (the clients are in full swing)."""
+        target = self.outcomes["served"] + served
+        deadline = time.monotonic() + timeout
+        while self.outcomes["served"] < target:
+            assert time.monotonic() < deadline, f"the load did not get going: {dict(self.outcomes)}"
+            time.sleep(0.05)
 
     def __enter__(self) -> Load:
         for thread in self._threads:
@@ -137,9 +149,11 @@ def test_a_killed_replica_is_restarted_and_only_its_running_streams_are_cut(clus
 
     before = wait_healthy("slow", 2)
     with Load(lambda: stream_once(cluster.url, "slow")) as load:
-        time.sleep(2.5)  # every client mid-stream, on both replicas
+        # Every client on its second stream or later: all four streaming, on both replicas.
+        load.wait_for(4)
+        time.sleep(0.5)
         ray.kill(ray.get_actor(before[0], namespace="serve"), no_restart=True)
-        time.sleep(4.0)
+        load.wait_for(8)
     after = wait_healthy("slow", 2)
     print(f"\nreplica killed under 4 streaming clients: {dict(load.outcomes)}")
     assert before[0] not in after, "Serve should have started a new replica in place of the killed one"
@@ -158,9 +172,9 @@ def test_a_rolling_replace_refuses_nothing(cluster: Cluster) -> None:
     handle = serve.get_deployment_handle("smollm2-135m", app_name="modelport")
     assert handle.describe.remote().result()["capabilities"].max_context == 1024
     with Load(lambda: stream_once(cluster.url, "smollm2-135m", max_tokens=8)) as load:
-        time.sleep(1.0)
+        load.wait_for(4)
         serve.run(build_app(config(n_ctx=2048)), name="modelport", route_prefix="/")  # blocks until rolled
-        time.sleep(1.0)
+        load.wait_for(4)
     print(f"\nrolling replace under 4 clients: {dict(load.outcomes)}")
     assert load.outcomes["refused"] == 0 and load.outcomes["cut"] == 0, load.problems
     assert load.outcomes["served"] >= 4
@@ -175,12 +189,18 @@ def test_parameters_that_need_no_reload_change_in_place(cluster: Cluster) -> Non
 
     before = wait_healthy("slow", 2)
     with Load(lambda: stream_once(cluster.url, "slow")) as load:
-        time.sleep(1.0)
-        changed = time.monotonic()
+        load.wait_for(4)
         serve.run(build_app(config(reply="tock " * 40)), name="modelport", route_prefix="/")
-        time.sleep(3.0)
+        # Serve reconfigures the replicas once the application is updated; from then on, every
+        # new request gets the new reply.
+        wait_healthy("slow", 2)
+        deadline = time.monotonic() + 60
+        while [stream_once(cluster.url, "slow")[1] for _ in range(4)] != ["tock " * 40] * 4:
+            assert time.monotonic() < deadline, "the new replies never arrived"
+        reconfigured = time.monotonic()
+        load.wait_for(8)
     print(f"\nin-place reconfigure under 4 clients: {dict(load.outcomes)}")
     assert load.outcomes["refused"] == 0 and load.outcomes["cut"] == 0, load.problems
     assert replica_actors("slow") == before, "user_config changes must not restart replicas"
-    late = [text for t, text in load.texts if t > changed + 2.0]
+    late = [text for sent, text in load.texts if sent > reconfigured]
     assert late and all(text == "tock " * 40 for text in late)
