@@ -127,10 +127,12 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
         """Streams the deployment's answer (for callers outside an event loop)."""
         began = time.monotonic()
         for attempt in itertools.count():
-            response = self._streaming.chat.remote(request)
+            response = None
             started = False
             self._in_flight += 1
             try:
+                # Serve refuses past max_queued_requests when the request is sent or first read.
+                response = self._streaming.chat.remote(request)
                 for batch in response:
                     started = True
                     yield from _unpack(batch)
@@ -144,16 +146,18 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
                 time.sleep(wait)
             finally:
                 self._in_flight -= 1
-                response.cancel()
+                if response is not None:
+                    response.cancel()
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Streams the deployment's answer; closing the stream cancels the request on its replica."""
         began = time.monotonic()
         for attempt in itertools.count():
-            response = self._streaming.chat.remote(request)
+            response = None
             started = False
             self._in_flight += 1
             try:
+                response = self._streaming.chat.remote(request)
                 async for batch in response:
                     started = True
                     for event in _unpack(batch):
@@ -168,7 +172,8 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
                 await asyncio.sleep(wait)
             finally:
                 self._in_flight -= 1
-                response.cancel()
+                if response is not None:
+                    response.cancel()
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embeds on the deployment (for callers outside an event loop)."""
