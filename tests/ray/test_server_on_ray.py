@@ -191,4 +191,3 @@ def test_metrics_count_the_requests_the_ingress_served(keyed_url: str) -> None:
 def test_ready_once_every_deployment_has_answered(base_url: str) -> None:
     ready = httpx.get(base_url.removesuffix("/v1") + "/health/ready", timeout=30)
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
-
