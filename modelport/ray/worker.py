@@ -131,7 +131,7 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
             started = False
             self._in_flight += 1
             try:
-                # Serve refuses past max_queued_requests when the request is sent or first read.
+                # Sending can fail as reading can (a lost replica), so it sits inside the handling.
                 response = self._streaming.chat.remote(request)
                 for batch in response:
                     started = True
