@@ -12,6 +12,7 @@ Ray is imported when a worker is built, never when this module is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import time
@@ -128,7 +129,7 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
         began = time.monotonic()
         for attempt in itertools.count():
             response = None
-            started = False
+            started = ended = False
             self._in_flight += 1
             try:
                 # Sending can fail as reading can (a lost replica), so it sits inside the handling.
@@ -136,25 +137,28 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
                 for batch in response:
                     started = True
                     yield from _unpack(batch)
+                ended = True
                 return
             except ModelPortError:
+                ended = True
                 raise
             except Exception as error:
+                ended = True
                 wait = self._wait(error, attempt, began, started)
                 if wait is None:
                     raise self._error(error) from error
                 time.sleep(wait)
             finally:
                 self._in_flight -= 1
-                if response is not None:
-                    response.cancel()
+                if response is not None and not ended:
+                    _cancel(response)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Streams the deployment's answer; closing the stream cancels the request on its replica."""
         began = time.monotonic()
         for attempt in itertools.count():
             response = None
-            started = False
+            started = ended = False
             self._in_flight += 1
             try:
                 response = self._streaming.chat.remote(request)
@@ -162,18 +166,23 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
                     started = True
                     for event in _unpack(batch):
                         yield event
+                ended = True
                 return
             except ModelPortError:
+                ended = True
                 raise
             except Exception as error:
+                ended = True
                 wait = self._wait(error, attempt, began, started)
                 if wait is None:
                     raise self._error(error) from error
                 await asyncio.sleep(wait)
             finally:
                 self._in_flight -= 1
-                if response is not None:
-                    response.cancel()
+                if response is not None and not ended:
+                    # The caller left early. Cancelling a request still waiting for a replica
+                    # blocks until Serve assigns it, so it runs off the event loop.
+                    asyncio.get_running_loop().run_in_executor(None, _cancel, response)
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embeds on the deployment (for callers outside an event loop)."""
@@ -207,6 +216,12 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
 
     def __repr__(self) -> str:
         return f"ServeHandleWorker(deployment={self.deployment!r})"
+
+
+def _cancel(response: Any) -> None:
+    """Cancels a request the caller left; one that already failed (backpressure) raises here again."""
+    with contextlib.suppress(Exception):
+        response.cancel()
 
 
 def _unpack(batch: Sequence[StreamEvent] | ModelPortError) -> Sequence[StreamEvent]:

@@ -9,6 +9,7 @@ and chunk is checked against the OpenAI spec exactly as on the plain server.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
@@ -108,6 +109,13 @@ CONFIG: dict[str, Any] = {
         {"name": "fake-nologprobs", "kind": "fake", "params": {"capabilities": {"tools": True}}},
         builtin("smollm2-135m", n_parallel=4),
         builtin("minilm-l6"),
+        # One request at a time and one waiting: the rest of a burst is past Serve's queue.
+        {
+            "name": "narrow",
+            "kind": "fake",
+            "params": {"responses": ["tick " * 20], "delay": 0.05},
+            "ray": {"max_ongoing_requests": 1, "max_queued_requests": 1},
+        },
     ],
     "chains": [{"name": "rag-bot", "factory": "examples.rag:build_chain"}],
     "ray": {"ingress": NO_CPU, "deployment_defaults": NO_CPU},
@@ -191,3 +199,19 @@ def test_metrics_count_the_requests_the_ingress_served(keyed_url: str) -> None:
 def test_ready_once_every_deployment_has_answered(base_url: str) -> None:
     ready = httpx.get(base_url.removesuffix("/v1") + "/health/ready", timeout=30)
     assert ready.status_code == 200 and ready.json() == {"status": "ready"}
+
+
+def test_past_max_queued_requests_is_openais_429_with_retry_after(base_url: str) -> None:
+    def send(n: int) -> httpx.Response:
+        body = {"model": "narrow", "messages": [{"role": "user", "content": f"burst {n}"}], "stream": n % 2 == 0}
+        return httpx.post(f"{base_url}/chat/completions", json=body, timeout=60)
+
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(pool.map(send, range(6)))
+    statuses = sorted(r.status_code for r in responses)
+    print("statuses of a burst of 6 against 1 running + 1 queued:", statuses)
+    assert set(statuses) <= {200, 429} and 200 in statuses and 429 in statuses, statuses
+    for refused in (r for r in responses if r.status_code == 429):
+        error = refused.json()["error"]
+        assert error["type"] == "rate_limit_error" and "narrow" in error["message"]
+        assert float(refused.headers["retry-after"]) > 0
