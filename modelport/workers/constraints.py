@@ -23,12 +23,17 @@ class JsonConstraint:
 
     ``root``, when set, is a GBNF root rule of its own in which ``{value}`` stands for a value
     matching ``schema``: how tool-call formats frame one call or several.
+
+    ``closes_in_budget``: as ``max_tokens`` runs out, the engine closes the value with the
+    shortest valid text (``modelport.workers.closing``) rather than let the budget cut it. Set
+    for JSON response formats; a tool call cut short is returned as cut instead, as OpenAI does.
     """
 
     schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
     prefix: str = ""
     suffix: str = ""
     root: str | None = None
+    closes_in_budget: bool = False
 
     @property
     def key(self) -> str:

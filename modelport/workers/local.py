@@ -54,8 +54,8 @@ class GenerationParams:
         constraint: A JSON constraint from the output parser, for the engine to enforce.
         logprobs: ``None`` for none; else record each token's log probability and this many
             most likely alternatives (engines that can, see ``Capabilities.logprobs``).
-        score: Record each chosen token's log probability in ``GenerationStats.scores`` (for
-            deciding between answers; never sent to the caller).
+        score: Record the log probabilities of the first ``score`` chosen tokens in
+            ``GenerationStats.scores`` (for deciding between answers; never sent to the caller).
         top_k, min_p, frequency_penalty, presence_penalty, repetition_penalty, logit_bias: As in
             ``ChatRequest``; set only where the engine declares them in ``sampling_fields``.
     """
@@ -66,7 +66,7 @@ class GenerationParams:
     seed: int | None = None
     constraint: JsonConstraint | None = None
     logprobs: int | None = None
-    score: bool = False
+    score: int = 0
     top_k: int | None = None
     min_p: float | None = None
     frequency_penalty: float | None = None

@@ -227,5 +227,5 @@ def output_parser_for(request: ChatRequest, parser: type[ToolParser]) -> OutputP
         return ToolCallOutput(tool_parser, constraint, names=tuple(t.name for t in forced))
     fmt = request.response_format
     if fmt is not None and fmt.type != "text":
-        return TextOutput(JsonConstraint(dict(fmt.schema) if fmt.schema else {"type": "object"}))
+        return TextOutput(JsonConstraint(dict(fmt.schema) if fmt.schema else {"type": "object"}, closes_in_budget=True))
     return TextOutput()

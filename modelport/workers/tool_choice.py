@@ -160,7 +160,7 @@ class AutoToolChoice:
         free_halt, call_halt = LinkedStop(halt), LinkedStop(halt)
         free, call_pieces = branches(
             prompt,
-            (replace(params, score=True), replace(params, score=True, constraint=call)),
+            (replace(params, score=self.window), replace(params, score=self.window, constraint=call)),
             (free_halt, call_halt),
             (free_stats, call_stats),
         )

@@ -15,6 +15,7 @@ from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
 from modelport.workers.base import EngineMetrics
 from modelport.workers.chat_template import ChatTemplate
+from modelport.workers.closing import BudgetCloser
 from modelport.workers.constraints import JsonConstraint
 from modelport.workers.kinds.llama_cpp_engine import LlamaBatchEngine
 from modelport.workers.kinds.llama_cpp_sampling import SamplingSpec
@@ -179,6 +180,12 @@ class LlamaCppWorker(LocalChatWorker):
         # special tokens written in the text read as such.
         return list(self.llm.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=True))
 
+    def _tokenize_plain(self, text: str) -> list[int]:
+        return list(self.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def _detokenize(self, ids: list[int]) -> str:
+        return bytes(self.llm.detokenize(ids)).decode("utf-8", errors="replace")
+
     def _next_seed(self) -> int:
         with self._seed_lock:
             self._seed = random.Random(self._seed).randrange(2**31)
@@ -199,13 +206,20 @@ class LlamaCppWorker(LocalChatWorker):
             logit_bias=dict(params.logit_bias or {}),
             grammar=None if params.constraint is None else self._grammar(params.constraint),
             logprobs=params.logprobs if params.logprobs is not None else (0 if params.score else None),
+            # Scores alone stop where the decision stops reading them (logprobs run to the end).
+            logprob_tokens=params.score if params.logprobs is None and params.score else None,
         )
-        job = self.engine.submit(prompt.ids, params.max_new_tokens, spec)
+        closer = None
+        if params.constraint is not None and params.constraint.closes_in_budget:
+            closer = BudgetCloser(
+                params.constraint.schema, params.constraint.suffix, self._tokenize_plain, self._detokenize
+            )
+        job = self.engine.submit(prompt.ids, params.max_new_tokens, spec, closer)
         decoder = ByteDecoder()
         try:
             for token, logprob in job.results(halt):
                 if logprob is not None:
-                    if params.score:
+                    if len(stats.scores) < params.score:
                         stats.scores.append(logprob.logprob)
                     if params.logprobs is not None:
                         stats.logprobs.append(logprob)

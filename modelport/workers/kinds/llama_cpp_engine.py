@@ -35,6 +35,7 @@ from typing import Any
 
 from modelport.core.errors import ModelPortError
 from modelport.core.events import TokenLogprob
+from modelport.workers.closing import BudgetCloser
 from modelport.workers.handoff import Handoff
 from modelport.workers.kinds.llama_cpp_sampling import SamplingSpec, SequenceSampler
 
@@ -54,13 +55,17 @@ class Job(Handoff[tuple[int, TokenLogprob | None]]):
         prompt: Prompt token ids.
         max_new_tokens: Tokens to generate at most.
         spec: How to sample.
+        closer: Closes a JSON answer before the budget cuts it (constrained answers only).
     """
 
-    def __init__(self, prompt: list[int], max_new_tokens: int, spec: SamplingSpec) -> None:
+    def __init__(
+        self, prompt: list[int], max_new_tokens: int, spec: SamplingSpec, closer: BudgetCloser | None = None
+    ) -> None:
         super().__init__()
         self.prompt = prompt
         self.max_new_tokens = max_new_tokens
         self.spec = spec
+        self.closer = closer
         self.cached_tokens = 0  # prompt tokens whose KV cells were reused
         self.seq_id: int | None = None  # the engine's sequence, once admitted
 
@@ -158,9 +163,11 @@ class LlamaBatchEngine:
         self._thread = threading.Thread(target=self._run, name="modelport-llama-engine", daemon=True)
         self._thread.start()
 
-    def submit(self, prompt: list[int], max_new_tokens: int, spec: SamplingSpec) -> Job:
+    def submit(
+        self, prompt: list[int], max_new_tokens: int, spec: SamplingSpec, closer: BudgetCloser | None = None
+    ) -> Job:
         """Queues a sequence; read its tokens with ``Job.results``."""
-        job = Job(prompt, max_new_tokens, spec)
+        job = Job(prompt, max_new_tokens, spec, closer)
         job._wake = self._wake
         with self._cond:
             if self._stopping:
@@ -241,15 +248,24 @@ class LlamaBatchEngine:
         # call of its own. llama.cpp splits a mixed batch into equal-length pieces per sequence,
         # which would cut prompts differently from a solo run and change their numerics; kept
         # apart, every sequence computes exactly what it would alone.
+        # A prompt with one token left (its prefix was cached: a branch, the next turn) joins
+        # them: one token of one sequence computes the same wherever it is decoded.
         generating: list[_Sequence] = []
         items: list[tuple[int, int, int, bool]] = []
         for sequence in sorted(self._active, key=_by_id):
+            prompt = sequence.job.prompt
             if sequence.next_token is not None:
-                position = len(sequence.job.prompt) + sequence.generated - 1
+                position = len(prompt) + sequence.generated - 1
                 items.append((sequence.next_token, position, sequence.seq_id, True))
-                generating.append(sequence)
                 sequence.kv.append(sequence.next_token)
                 sequence.next_token = None
+            elif sequence.fed == len(prompt) - 1:
+                items.append((prompt[-1], sequence.fed, sequence.seq_id, True))
+                sequence.kv.append(prompt[-1])
+                sequence.fed += 1
+            else:
+                continue
+            generating.append(sequence)
         if generating and self._decode(items, generating):
             for row, sequence in enumerate(generating):
                 self._sample(sequence, row)
@@ -357,8 +373,12 @@ class LlamaBatchEngine:
 
     def _sample(self, sequence: _Sequence, row: int) -> None:
         job = sequence.job
+        closer = job.closer
         try:
-            token, logprob = sequence.sampler.sample(self._ctx, row)
+            forced = closer.next(job.max_new_tokens - sequence.generated) if closer is not None else None
+            token, logprob = sequence.sampler.sample(self._ctx, row, forced)
+            if closer is not None:
+                closer.took(token, forced)
         except BaseException as error:  # noqa: BLE001 - handed to this request's consumer
             self._release(sequence, False, error)
             return

@@ -45,6 +45,7 @@ class SamplingSpec:
         grammar: A compiled ``LlamaGrammar`` the output must follow.
         logprobs: ``None`` for none; else record each token's log probability and this many
             alternatives.
+        logprob_tokens: Record them for the first this many tokens only (``None``: all).
     """
 
     temperature: float | None = None
@@ -58,6 +59,7 @@ class SamplingSpec:
     logit_bias: Mapping[int, float] = field(default_factory=dict)
     grammar: Any = None
     logprobs: int | None = None
+    logprob_tokens: int | None = None
 
 
 class SequenceSampler:
@@ -88,6 +90,7 @@ class SequenceSampler:
         self._n_vocab = n_vocab
         self._spec = spec
         self._piece = piece
+        self._sampled = 0
         lib = llama_cpp
         self.chain: Any = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
 
@@ -134,16 +137,27 @@ class SequenceSampler:
         self._short_view = np.ctypeslib.as_array(self._short)
         self._shortlist = lib.llama_token_data_array(data=self._short, size=_SHORTLIST, selected=-1, sorted=False)
 
-    def sample(self, ctx: Any, index: int) -> tuple[int, TokenLogprob | None]:
-        """Picks the next token from output row ``index`` of the last decode, and accepts it."""
+    def sample(self, ctx: Any, index: int, forced: int | None = None) -> tuple[int, TokenLogprob | None]:
+        """Picks the next token from output row ``index`` of the last decode, and accepts it.
+
+        ``forced`` (a constrained sequence's closing text) is taken instead when the grammar allows it.
+        """
         lib, np = self._lib, self._np
         logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx, index), shape=(self._n_vocab,))
         if self.checker is None:
             # llama.cpp's own loop (candidates, chain, accept) in C: the common case stays fast.
             token = int(lib.llama_sampler_sample(self.chain, ctx, index))
+        elif forced is not None and self._allowed(forced):
+            token = forced
+            self._lib.llama_sampler_accept(self.chain, token)
+            self._lib.llama_sampler_accept(self.checker, token)
         else:
             token = self._constrained(logits)
-        logprob = self._logprob(logits, token) if self._spec.logprobs is not None else None
+        spec = self._spec
+        logprob = None
+        if spec.logprobs is not None and (spec.logprob_tokens is None or self._sampled < spec.logprob_tokens):
+            logprob = self._logprob(logits, token)
+        self._sampled += 1
         return token, logprob
 
     def _constrained(self, logits: Any) -> int:

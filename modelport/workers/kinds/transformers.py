@@ -11,6 +11,7 @@ from modelport.core.capabilities import SAMPLING_FIELDS
 from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
 from modelport.workers.base import EngineMetrics
+from modelport.workers.closing import BudgetCloser
 from modelport.workers.constraints import JsonConstraint
 from modelport.workers.kinds.transformers_batch import GenerateBatcher, RowRequest
 from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
@@ -179,7 +180,15 @@ class TransformersWorker(LocalChatWorker):
         self, prompt: Prompt, params: GenerationParams, halt: threading.Event, stats: GenerationStats
     ) -> Iterator[str]:
         grammar = None if params.constraint is None else self._compiled_grammar(params.constraint)
-        yield from self._read(self._batcher.submit(prompt.ids, params, grammar), halt, stats)
+        closer = None
+        if params.constraint is not None and params.constraint.closes_in_budget:
+            closer = BudgetCloser(
+                params.constraint.schema,
+                params.constraint.suffix,
+                lambda text: list(self.tokenizer(text, add_special_tokens=False).input_ids),
+                lambda ids: str(self.tokenizer.decode(ids, skip_special_tokens=True)),
+            )
+        yield from self._read(self._batcher.submit(prompt.ids, params, grammar, closer), halt, stats)
 
     def _branches(
         self,

@@ -1,23 +1,25 @@
 """Batching for the ``transformers`` kind: concurrent requests share one ``generate`` call.
 
 One owner thread per loaded model gathers the requests that arrive together (up to
-``n_parallel``, within ``batch_wait_s`` of the first), left-pads their prompts and runs one
-batched ``model.generate``. Each row keeps its own sampling: a logits processor samples every
-row under that row's settings (temperature, top-k, top-p, min-p, penalties, logit bias, seed and
-an xgrammar matcher for JSON constraints) and forces the pick, so ``generate`` only carries the
-KV cache and the finished-row bookkeeping. Requests that arrive while a batch runs wait for the
-next one; a row whose request is cancelled stops at the next step.
+``n_parallel``, within ``batch_wait_s`` of the first), left-pads their prompts and decodes them
+together, one forward pass a step over a shared ``DynamicCache``. Each row keeps its own
+sampling (temperature, top-k, top-p, min-p, penalties, logit bias, seed and an xgrammar matcher
+for JSON constraints). A row that ends, reaches its ``max_tokens`` or is cancelled leaves the
+batch (and the cache) at the next step, so the rows still running stop paying for it; the losing
+branch of an auto-mode answer costs nothing once the decision is made. Requests that arrive while
+a batch runs wait for the next one.
 """
 
 from __future__ import annotations
 
 import collections
+import inspect
 import queue
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
+from modelport.workers.closing import BudgetCloser
 from modelport.workers.handoff import Handoff, gather
 from modelport.workers.local import GenerationParams
 
@@ -27,11 +29,14 @@ __all__ = ["GenerateBatcher", "RowRequest"]
 class RowRequest(Handoff[int]):
     """One request's row: its prompt and settings, and its token hand-off."""
 
-    def __init__(self, prompt: list[int], params: GenerationParams, grammar: Any) -> None:
+    def __init__(
+        self, prompt: list[int], params: GenerationParams, grammar: Any, closer: BudgetCloser | None = None
+    ) -> None:
         super().__init__()
         self.prompt = prompt
         self.params = params
         self.grammar = grammar
+        self.closer = closer
         self.generated: list[int] = []
         self.scores: list[float] = []  # log probability of each pick, when params.score
 
@@ -73,16 +78,25 @@ class _RowSampler:
         for token, bias in (p.logit_bias or {}).items():
             if token < scores.shape[0]:
                 scores[token] += bias
+        closer = self.row.closer
+        wanted = closer.next(p.max_new_tokens - len(history)) if closer is not None else None
+        forced = wanted
         if self.matcher is not None:
             import xgrammar as xgr
 
             self.matcher.fill_next_token_bitmask(self.bitmask)
+            if forced is not None and not int(self.bitmask[0, forced // 32]) >> (forced % 32) & 1:
+                forced = None  # the grammar refuses the closing text's token: sample instead
             view = scores[: self.bitmask.shape[1] * 32].unsqueeze(0)
             xgr.apply_token_bitmask_inplace(view, self.bitmask)
-        token = int(torch.argmax(scores)) if self.greedy else self._draw(scores)
+        if forced is None:
+            forced = int(torch.argmax(scores)) if self.greedy else self._draw(scores)
+        token = forced
+        if closer is not None:
+            closer.took(token, wanted)
         if self.matcher is not None:
             self.matcher.accept_token(token)
-        if p.score:
+        if len(self.row.scores) < p.score:
             # Under the model's own distribution, as llama.cpp's engine scores it.
             self.row.scores.append(float(torch.log_softmax(logits.float(), dim=-1)[token]))
         return token
@@ -125,6 +139,9 @@ class GenerateBatcher:
         self.n_parallel = n_parallel
         self.batch_wait_s = batch_wait_s
         self._inbox: queue.Queue[list[RowRequest] | None] = queue.Queue()
+        # transformers 5.x renames ``past_key_values`` to ``cache`` (the old name warns, then goes).
+        forward = inspect.signature(model.forward).parameters
+        self._cache_arg = "cache" if "cache" in forward else "past_key_values"
         # Batches run so far, by rows (a Counter, not a list: a long-running server grows none).
         self.batch_sizes: collections.Counter[int] = collections.Counter()
         defaults = model.generation_config
@@ -137,9 +154,11 @@ class GenerateBatcher:
         self._thread = threading.Thread(target=self._run, name="modelport-transformers", daemon=True)
         self._thread.start()
 
-    def submit(self, prompt: list[int], params: GenerationParams, grammar: Any = None) -> RowRequest:
+    def submit(
+        self, prompt: list[int], params: GenerationParams, grammar: Any = None, closer: BudgetCloser | None = None
+    ) -> RowRequest:
         """Queues one request; read its tokens with ``RowRequest.results``."""
-        row = RowRequest(prompt, params, grammar)
+        row = RowRequest(prompt, params, grammar, closer)
         self._inbox.put([row])
         return row
 
@@ -177,60 +196,67 @@ class GenerateBatcher:
                 return
 
     def _generate(self, rows: list[RowRequest]) -> None:
-        from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
+        """Decodes the batch step by step; rows that end (or are cancelled) leave it at once.
+
+        Identical prompts (the two branches of an auto-mode answer) are computed once and their
+        cache rows copied. Sampling runs on the CPU (one copy of a step's logits): grammar
+        bitmasks, seeded generators and per-row Python logic all live there, whatever device the
+        model is on.
+        """
+        from transformers import DynamicCache
 
         torch = self._torch
         self.batch_sizes[len(rows)] += 1
-        width = max(len(r.prompt) for r in rows)
-        ids = torch.full((len(rows), width), self._pad, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row.prompt) :] = torch.tensor(row.prompt, dtype=torch.long)
-            mask[i, width - len(row.prompt) :] = 1
         device = self._model.device
+        unique: dict[tuple[int, ...], int] = {}
+        source = [unique.setdefault(tuple(row.prompt), len(unique)) for row in rows]
+        prompts = list(unique)
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), self._pad, dtype=torch.long)
+        mask = torch.zeros((len(prompts), width), dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
+            mask[i, width - len(prompt) :] = 1
         ids, mask = ids.to(device), mask.to(device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self._model.config)
         samplers = [_RowSampler(torch, row, self._defaults) for row in rows]
-        deliver: Callable[[RowRequest, int], None] = self._deliver
-        pad = self._pad
-
-        class _Pick(LogitsProcessor):  # type: ignore[misc]
-            # Samples every live row its own way, then leaves only that token standing. Sampling
-            # runs on the CPU (one copy of the step's logits each way): grammar bitmasks, seeded
-            # generators and per-row Python logic all live there, whatever device the model is on.
-            def __call__(self, input_ids: Any, scores: Any) -> Any:
-                host = scores.float().cpu()
-                forced = torch.full_like(host, float("-inf"))
-                for i, (row, sampler) in enumerate(zip(rows, samplers, strict=True)):
+        with torch.inference_mode():
+            logits = self._forward(ids, mask, positions, cache)
+            if len(prompts) < len(rows):
+                index = torch.tensor(source, device=device)
+                cache.batch_select_indices(index)
+                logits, mask, positions = logits[index], mask[index], positions[index]
+            live = list(range(len(rows)))  # batch row -> index in ``rows``
+            while True:
+                host = logits.float().cpu()
+                for b, r in enumerate(live):
+                    row = rows[r]
                     if row.done or row.cancelled.is_set():
                         row.finish(False)
-                        forced[i, pad] = 0.0
                         continue
-                    token = sampler.pick(host[i])
-                    forced[i, token] = 0.0
-                    deliver(row, token)
-                return forced.to(scores.device, scores.dtype)
+                    token = samplers[r].pick(host[b])
+                    self._deliver(row, token)
+                keep = [b for b, r in enumerate(live) if not rows[r].done]
+                if not keep:
+                    return
+                if len(keep) < len(live):
+                    index = torch.tensor(keep, device=device)
+                    cache.batch_select_indices(index)
+                    mask, positions = mask[index], positions[index]
+                    live = [live[b] for b in keep]
+                step = torch.tensor([[rows[r].generated[-1]] for r in live], dtype=torch.long, device=device)
+                mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
+                positions = positions[:, -1:] + 1
+                logits = self._forward(step, mask, positions, cache)
 
-        class _Done(StoppingCriteria):  # type: ignore[misc]
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                done = [row.done or row.cancelled.is_set() for row in rows]
-                return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-        with torch.inference_mode():
-            self._model.generate(
-                ids,
-                attention_mask=mask,
-                max_new_tokens=max(r.params.max_new_tokens for r in rows),
-                do_sample=False,
-                temperature=None,
-                top_p=None,
-                top_k=None,
-                logits_processor=LogitsProcessorList([_Pick()]),
-                stopping_criteria=StoppingCriteriaList([_Done()]),
-                pad_token_id=self._pad,
-                eos_token_id=None,
-            )
-        for row in rows:
-            row.finish(False)
+    def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
+        """One forward pass over ``ids`` (appended to ``cache``): each row's last logits."""
+        cached = {self._cache_arg: cache}
+        out = self._model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **cached
+        )
+        return out.logits[:, -1, :]
 
     def _deliver(self, row: RowRequest, token: int) -> None:
         if token in self._eos:
