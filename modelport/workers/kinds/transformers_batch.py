@@ -142,6 +142,8 @@ class GenerateBatcher:
         # transformers 5.x renames ``past_key_values`` to ``cache`` (the old name warns, then goes).
         forward = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in forward else "past_key_values"
+        # Only the last position's logits are read; models that cannot say so compute them all.
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
         # Batches run so far, by rows (a Counter, not a list: a long-running server grows none).
         self.batch_sizes: collections.Counter[int] = collections.Counter()
         defaults = model.generation_config
@@ -252,10 +254,8 @@ class GenerateBatcher:
 
     def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
         """One forward pass over ``ids`` (appended to ``cache``): each row's last logits."""
-        cached = {self._cache_arg: cache}
-        out = self._model(
-            input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1, **cached
-        )
+        extra = {self._cache_arg: cache, **self._last_only}
+        out = self._model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **extra)
         return out.logits[:, -1, :]
 
     def _deliver(self, row: RowRequest, token: int) -> None:
