@@ -69,7 +69,7 @@ class TestChatOpenAIAgainstModelportServe(_Served):
             "base_url": self.url,
             "api_key": "unused",
             "stream_usage": True,
-            "max_tokens": 64,
+            "max_tokens": 256,
             "max_retries": 0,
         }
 
@@ -83,7 +83,7 @@ class TestChatModelPortOverTheOpenAIWorker(_Served):
     def chat_model_params(self) -> dict[str, Any]:
         remote = ModelRegistry()
         remote.register("served", "openai", model="smollm2-135m", base_url=self.url, timeout=120)
-        return {"model": "served", "registry": remote, "max_tokens": 64}
+        return {"model": "served", "registry": remote, "max_tokens": 256}
 
 
 class TestModelPortEmbeddingsOverTheOpenAIWorker(EmbeddingsIntegrationTests):

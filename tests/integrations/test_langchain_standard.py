@@ -36,7 +36,7 @@ class _LocalIntegration(_Local, SmolLM2Limits, ChatModelIntegrationTests):
     def chat_model_params(self) -> dict[str, Any]:
         # A 135M model sometimes repeats itself until the context is full (4096 tokens, minutes on
         # two cores); no standard test needs more than a few dozen tokens.
-        return {**super().chat_model_params, "max_tokens": 64}
+        return {**super().chat_model_params, "max_tokens": 256}
 
 
 class TestLlamaCppIntegration(_LocalIntegration):
