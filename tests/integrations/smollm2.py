@@ -42,7 +42,14 @@ class SmolLM2Features:
 
 
 class SmolLM2Limits:
-    # test_agent_loop (auto mode, no tool_choice) passes: the auto-mode decision calls get_weather.
+    @pytest.mark.xfail(
+        reason="model limit: under default sampling SmolLM2-135M's auto-mode decision sometimes prefers a "
+        "prose answer to calling get_weather (it calls, and the test passes, in most runs)",
+        strict=False,
+    )
+    @pytest.mark.parametrize("model", [{}, {"output_version": "v1"}], indirect=True)  # as upstream
+    def test_agent_loop(self, model: BaseChatModel) -> None:
+        super().test_agent_loop(model)
 
     @pytest.mark.xfail(
         reason="model limit: json_mode only constrains the answer to some JSON object; SmolLM2-135M leaves out "
