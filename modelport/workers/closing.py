@@ -19,6 +19,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from modelport.workers.constraints import JsonConstraint
+
 __all__ = ["BudgetCloser", "completion", "smallest"]
 
 Schema = Mapping[str, Any]
@@ -317,10 +319,13 @@ class BudgetCloser:
     """Decides, token by token, when a constrained JSON answer must start closing.
 
     Args:
-        schema: The answer's JSON schema.
+        schema: The JSON schema of the value to close.
         suffix: Literal text the grammar wants after the value.
         tokenize: Text to token ids (no special tokens, no BOS).
         detokenize: Token ids to the text they spell.
+        after: The value begins after this marker's last occurrence (``""``: at the start).
+        end: The token that ends the answer, emitted after the closing text so that nothing
+            sampled follows it (another call, say).
         horizon: Tokens before the end of the budget at which checking starts.
         margin: Tokens kept in hand, since one sampled token can lengthen the closing text.
     """
@@ -332,6 +337,8 @@ class BudgetCloser:
         tokenize: Callable[[str], list[int]],
         detokenize: Callable[[list[int]], str],
         *,
+        after: str = "",
+        end: int | None = None,
         horizon: int = 48,
         margin: int = 6,
     ) -> None:
@@ -339,29 +346,51 @@ class BudgetCloser:
         self._suffix = suffix
         self._tokenize = tokenize
         self._detokenize = detokenize
+        self._after = after
+        self._end = end
         self._horizon = horizon
         self._margin = margin
         self._emitted: list[int] = []
         self._forced: list[int] | None = None
-        self.abandoned = False
+
+    @classmethod
+    def for_constraint(
+        cls,
+        constraint: JsonConstraint | None,
+        tokenize: Callable[[str], list[int]],
+        detokenize: Callable[[list[int]], str],
+        end: int | None,
+    ) -> BudgetCloser | None:
+        """The closer ``constraint`` asks for, or ``None`` when it closes nothing."""
+        if constraint is None or not constraint.closes_in_budget:
+            return None
+        schema = constraint.closing_schema if constraint.closing_schema is not None else constraint.schema
+        return cls(schema, constraint.suffix, tokenize, detokenize, after=constraint.closing_after, end=end)
 
     def next(self, remaining: int) -> int | None:
         """The token to emit instead of sampling, with ``remaining`` tokens of budget left."""
-        if self.abandoned or remaining > self._horizon:
+        if remaining > self._horizon:
             return None
         if self._forced is None:
-            tail = completion(self._schema, self._detokenize(self._emitted))
+            text = self._detokenize(self._emitted)
+            if self._after:
+                at = text.rfind(self._after)
+                if at < 0:  # the marker is not written yet: nothing to close
+                    return None
+                text = text[at + len(self._after) :]
+            tail = completion(self._schema, text)
             if tail is None:
                 return None
             tokens = self._tokenize(tail + self._suffix) if tail or self._suffix else []
-            # One token stays free for the end of the answer.
-            if len(tokens) + 1 + self._margin < remaining:
+            # One more token ends the answer: ``end`` when known, else the model's own pick. Where
+            # even the closing does not fit, the model writes on and the budget cuts its own text.
+            if not remaining - self._margin <= len(tokens) + 1 <= remaining:
                 return None
-            self._forced = tokens
+            self._forced = tokens if self._end is None else [*tokens, self._end]
         return self._forced.pop(0) if self._forced else None
 
     def took(self, token: int, forced: int | None) -> None:
-        """Notes the token emitted; a forced token the grammar refused ends the closing."""
+        """Notes the token emitted (a forced token the grammar refused: closing starts afresh)."""
         self._emitted.append(token)
         if forced is not None and token != forced:
-            self.abandoned = True
+            self._forced = None

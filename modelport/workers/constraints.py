@@ -25,8 +25,11 @@ class JsonConstraint:
     matching ``schema``: how tool-call formats frame one call or several.
 
     ``closes_in_budget``: as ``max_tokens`` runs out, the engine closes the value with the
-    shortest valid text (``modelport.workers.closing``) rather than let the budget cut it. Set
-    for JSON response formats; a tool call cut short is returned as cut instead, as OpenAI does.
+    shortest valid text (``modelport.workers.closing``) rather than let the budget cut it; where
+    even that does not fit, the budget cuts the output as usual. ``closing_after`` names the
+    marker after whose last occurrence the value being closed begins (a call's opening, for
+    tool calls), and ``closing_schema`` that value's schema when it is not ``schema`` (a list
+    of calls, say).
     """
 
     schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "object"})
@@ -34,6 +37,8 @@ class JsonConstraint:
     suffix: str = ""
     root: str | None = None
     closes_in_budget: bool = False
+    closing_after: str = ""
+    closing_schema: Mapping[str, Any] | None = None
 
     @property
     def key(self) -> str:

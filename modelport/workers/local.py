@@ -361,7 +361,7 @@ class LocalChatWorker(ChatWorker):
                 text = stops.feed(piece)
                 if text:
                     yield from attach(output.feed(text, choice))
-                if stops.stopped or output.repeated:
+                if stops.stopped or output.ended:
                     break
         finally:
             halt.set()
@@ -372,7 +372,7 @@ class LocalChatWorker(ChatWorker):
         if tail:
             yield from attach(output.feed(tail, choice))
         yield from attach(output.finish(choice))
-        cut = not stops.stopped and not output.repeated and not stats.eos and stats.tokens >= params.max_new_tokens
+        cut = not stops.stopped and not output.ended and not stats.eos and stats.tokens >= params.max_new_tokens
         reason: FinishReason = "stop"
         # A call cut short by max_tokens ends with "length", as OpenAI's do; whole calls with
         # "tool_calls", even when the budget ran out just after them.

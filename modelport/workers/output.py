@@ -29,17 +29,28 @@ class MarkupScrubber:
 
     Args:
         markers: The strings to remove.
+        stops: Markers that end the text: what follows the first of them is dropped, and
+            ``stopped`` is set (a call opened where no call may be made).
     """
 
-    def __init__(self, markers: tuple[str, ...] = KNOWN_MARKUP) -> None:
-        self._markers = tuple(sorted({m for m in markers if m}, key=len, reverse=True))
+    def __init__(self, markers: tuple[str, ...] = KNOWN_MARKUP, stops: tuple[str, ...] = ()) -> None:
+        self._stops = tuple(m for m in stops if m)
+        self._markers = tuple(sorted({m for m in (*markers, *self._stops) if m}, key=len, reverse=True))
         self._held = ""
+        self.stopped = False
 
     def feed(self, text: str) -> str:
         """Returns the text that is safe to send now."""
+        if self.stopped:
+            return ""
         text = self._held + text
+        ends = [at for at in (text.find(m) for m in self._stops) if at >= 0]
+        if ends:
+            text, self._held, self.stopped = text[: min(ends)], "", True
         for marker in self._markers:
             text = text.replace(marker, "")
+        if self.stopped:
+            return text
         keep = max((held_prefix(text, marker) for marker in self._markers), default=0)
         self._held = text[len(text) - keep :]
         return text[: len(text) - keep]
@@ -59,8 +70,9 @@ class OutputParser:
 
     # In auto tool mode, a call the worker may weigh against a free answer.
     auto_call: JsonConstraint | None = None
-    # Set when the output repeats a call it already made: generation should stop there.
-    repeated = False
+    # Set when generation should stop here: the output repeats a call it already made, or
+    # opens one where no call may be made (``tool_choice: "none"``).
+    ended = False
 
     def __init__(self, constraint: JsonConstraint | None = None) -> None:
         self.constraint = constraint
@@ -87,14 +99,15 @@ class OutputParser:
 class TextOutput(OutputParser):
     """Passes text through (a JSON-constrained answer untouched, other text without markup)."""
 
-    def __init__(self, constraint: JsonConstraint | None = None) -> None:
+    def __init__(self, constraint: JsonConstraint | None = None, stops: tuple[str, ...] = ()) -> None:
         super().__init__(constraint)
-        self._scrubber = None if constraint is not None else MarkupScrubber()
+        self._scrubber = None if constraint is not None else MarkupScrubber(stops=stops)
 
     def feed(self, text: str, choice: int) -> Iterator[StreamEvent]:
-        """Passes the text on, less any markup."""
+        """Passes the text on, less any markup; a stop marker ends it."""
         if self._scrubber is not None:
             text = self._scrubber.feed(text)
+            self.ended = self._scrubber.stopped
         if text:
             yield TextDelta(text, choice=choice)
 
@@ -177,7 +190,7 @@ class ToolCallOutput(OutputParser):
             key = (deltas[0].name or "", "".join(d.arguments for d in deltas))
             if key in self._seen:
                 dropped.add(index)
-                self.repeated = True
+                self.ended = True
             self._seen.add(key)
         if not dropped:
             return events
@@ -228,4 +241,9 @@ def output_parser_for(request: ChatRequest, parser: type[ToolParser]) -> OutputP
     fmt = request.response_format
     if fmt is not None and fmt.type != "text":
         return TextOutput(JsonConstraint(dict(fmt.schema) if fmt.schema else {"type": "object"}, closes_in_budget=True))
+    if request.tools:
+        # Offered with tool_choice "none", the tools are still in the prompt (see
+        # ``modelport.workers.prompting``): a call the model opens anyway ends the answer there.
+        openings = (parser().call_prefix.strip(), "<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
+        return TextOutput(stops=openings)
     return TextOutput()

@@ -6,6 +6,10 @@ tool support), a fallback writes the tool list and the call format into the
 system prompt, writes past calls the way the model is asked to write them, and
 hands tool results back as ``<tool_response>`` user turns, which any template
 renders.
+
+Tools offered with ``tool_choice: "none"`` are rendered too, as OpenAI and vLLM do: the
+model still knows what it could call, and the prompt is the one ``auto`` renders, so a
+prompt cache serves both (the output parser ends the answer where a call would open).
 """
 
 from __future__ import annotations
@@ -70,7 +74,7 @@ def _fallback(request: ChatRequest, parser: ToolParser) -> list[dict[str, Any]]:
             messages.append({"role": message.role, "content": content_text(message.content)})
     for item in messages:
         item.pop("tool_results", None)
-    if request.wants_tools:
+    if request.tools:
         instructions = parser.format_instructions(request.tools)
         choice = request.tool_choice
         if isinstance(choice, NamedToolChoice):
@@ -97,7 +101,7 @@ def template_inputs(
     has_tool_history = any(
         isinstance(m, ToolMessage) or (isinstance(m, AssistantMessage) and m.tool_calls) for m in request.messages
     )
-    if native_tools or not (request.wants_tools or has_tool_history):
-        tools = [t.to_dict() for t in request.tools] if request.wants_tools else None
+    if native_tools or not (request.tools or has_tool_history):
+        tools = [t.to_dict() for t in request.tools] if request.tools else None
         return [_native(m) for m in request.messages], tools
     return _fallback(request, parser), None

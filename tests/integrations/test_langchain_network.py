@@ -18,7 +18,7 @@ from typing_extensions import TypedDict
 from modelport.integrations.langchain import ChatModelPort, ModelPortEmbeddings
 from modelport.server import create_app
 from modelport.workers import ModelRegistry
-from tests.integrations.smollm2 import SmolLM2Features, SmolLM2Limits
+from tests.integrations.smollm2 import SEED, SmolLM2Features, SmolLM2Limits
 from tests.loopback import serve
 from tests.server.spec import SpecCheck
 
@@ -69,7 +69,8 @@ class TestChatOpenAIAgainstModelportServe(_Served):
             "base_url": self.url,
             "api_key": "unused",
             "stream_usage": True,
-            "max_tokens": 256,
+            "max_tokens": 64,
+            "seed": SEED,
             "max_retries": 0,
         }
 
@@ -83,7 +84,7 @@ class TestChatModelPortOverTheOpenAIWorker(_Served):
     def chat_model_params(self) -> dict[str, Any]:
         remote = ModelRegistry()
         remote.register("served", "openai", model="smollm2-135m", base_url=self.url, timeout=120)
-        return {"model": "served", "registry": remote, "max_tokens": 256}
+        return {"model": "served", "registry": remote, "max_tokens": 64, "seed": SEED}
 
 
 class TestModelPortEmbeddingsOverTheOpenAIWorker(EmbeddingsIntegrationTests):
@@ -138,7 +139,7 @@ def test_a_forced_call_fits_a_small_max_tokens_in_process() -> None:
 def test_a_call_cut_by_max_tokens_is_an_invalid_call_never_text(served: str) -> None:
     from langchain_openai import ChatOpenAI
 
-    # 20 tokens end inside the first argument string.
+    # 20 tokens cannot hold the smallest Joke call, so the budget cuts it inside its first argument.
     llm = ChatOpenAI(model="smollm2-135m", base_url=served, api_key="unused", max_tokens=20, temperature=0)
     bound = llm.bind_tools([_joke_schema()], tool_choice="Joke")
     message = bound.invoke(JOKE_PROMPT)

@@ -1,4 +1,4 @@
-"""Closing a constrained JSON answer before max_tokens cuts it: the reader, then the real models."""
+"""Closing a constrained JSON answer or tool call before max_tokens cuts it: the reader, then the real models."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from modelport.core import ChatRequest, ResponseFormat, UserMessage
+from modelport.core import ChatRequest, ResponseFormat, ToolSpec, UserMessage
 from modelport.workers import ChatWorker
 from modelport.workers.closing import completion, smallest
 
@@ -89,3 +89,43 @@ def test_a_budget_too_small_for_any_valid_answer_is_still_cut(llama_worker: Chat
     )
     result = llama_worker.invoke(request)
     assert result.finish_reason == "length" and result.usage.completion_tokens == 3
+
+
+JOKE = ToolSpec(
+    "Joke",
+    "Joke to tell user.",
+    {
+        "type": "object",
+        "properties": {"setup": {"type": "string"}, "punchline": {"type": "string"}},
+        "required": ["setup", "punchline"],
+    },
+)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+def test_a_forced_call_under_sampling_closes_within_max_tokens(chat_worker: ChatWorker, parallel: bool) -> None:
+    # Default sampling writes long argument strings; 40 tokens hold the call only if it closes in time.
+    prompt = [UserMessage("Tell me a long joke about cats. Make sure to call the Joke function.")]
+    for seed in range(3):
+        request = ChatRequest(
+            prompt, tools=[JOKE], tool_choice="Joke", max_tokens=40, seed=seed, parallel_tool_calls=parallel
+        )
+        result = chat_worker.invoke(request)
+        assert result.finish_reason == "tool_calls" and result.text == "", (seed, result)
+        assert result.usage.completion_tokens <= 40
+        for call in result.tool_calls:
+            assert set(json.loads(call.arguments)) == {"setup", "punchline"}
+
+
+@pytest.mark.parametrize("max_tokens", [12, 20])
+def test_a_budget_too_small_for_any_valid_call_still_cuts_it(llama_worker: ChatWorker, max_tokens: int) -> None:
+    # The smallest Joke call takes more than 20 tokens with its opening: the model writes on and
+    # the budget cuts its own text (a call, as OpenAI returns a cut one, never text).
+    request = ChatRequest(
+        [UserMessage("Tell me a joke.")], tools=[JOKE], tool_choice="Joke", temperature=0, max_tokens=max_tokens
+    )
+    result = llama_worker.invoke(request)
+    assert result.finish_reason == "length" and result.text == ""
+    assert [c.name for c in result.tool_calls] == ["Joke"]
+    with pytest.raises((ValueError, jsonschema.ValidationError)):
+        jsonschema.validate(json.loads(result.tool_calls[0].arguments), dict(JOKE.parameters))

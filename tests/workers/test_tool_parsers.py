@@ -240,4 +240,26 @@ def test_a_repeated_call_is_dropped_and_flagged() -> None:
     events = list(output.feed(one + "\n" + one, 0)) + list(output.finish(0))
     result = Accumulator.collect([*events, Finish("tool_calls")])
     assert len(result.tool_calls) == 1 and result.text == ""
-    assert output.repeated
+    assert output.ended
+
+
+@pytest.mark.parametrize("chunks", [["Sure. <tool_call>\n{}"], list("Sure. <tool_call>\n{"), ["Sure. [TOOL_CALLS][{"]])
+def test_a_call_opened_under_tool_choice_none_ends_the_text_there(chunks: list[str]) -> None:
+    from modelport.workers.output import output_parser_for
+
+    output = output_parser_for(_joke_request("none"), get_tool_parser("hermes"))
+    events = [e for chunk in chunks for e in output.feed(chunk, 0)] + list(output.finish(0))
+    result = Accumulator.collect([*events, Finish("stop")])
+    assert result.text == "Sure. " and not result.tool_calls
+    assert output.ended and output.constraint is None
+
+
+def test_tools_offered_with_tool_choice_none_are_in_the_prompt_auto_renders() -> None:
+    from modelport.workers.prompting import template_inputs
+
+    parser = get_tool_parser("hermes")()
+    for native in (False, True):
+        none = template_inputs(_joke_request("none"), parser, native_tools=native)
+        assert none == template_inputs(_joke_request("auto"), parser, native_tools=native)
+    messages, _ = template_inputs(_joke_request("none"), parser, native_tools=False)
+    assert '"name": "Joke"' in messages[0]["content"]

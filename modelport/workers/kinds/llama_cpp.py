@@ -209,11 +209,9 @@ class LlamaCppWorker(LocalChatWorker):
             # Scores alone stop where the decision stops reading them (logprobs run to the end).
             logprob_tokens=params.score if params.logprobs is None and params.score else None,
         )
-        closer = None
-        if params.constraint is not None and params.constraint.closes_in_budget:
-            closer = BudgetCloser(
-                params.constraint.schema, params.constraint.suffix, self._tokenize_plain, self._detokenize
-            )
+        closer = BudgetCloser.for_constraint(
+            params.constraint, self._tokenize_plain, self._detokenize, int(self.llm.token_eos())
+        )
         job = self.engine.submit(prompt.ids, params.max_new_tokens, spec, closer)
         decoder = ByteDecoder()
         try:

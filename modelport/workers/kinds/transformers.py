@@ -180,15 +180,16 @@ class TransformersWorker(LocalChatWorker):
         self, prompt: Prompt, params: GenerationParams, halt: threading.Event, stats: GenerationStats
     ) -> Iterator[str]:
         grammar = None if params.constraint is None else self._compiled_grammar(params.constraint)
-        closer = None
-        if params.constraint is not None and params.constraint.closes_in_budget:
-            closer = BudgetCloser(
-                params.constraint.schema,
-                params.constraint.suffix,
-                lambda text: list(self.tokenizer(text, add_special_tokens=False).input_ids),
-                lambda ids: str(self.tokenizer.decode(ids, skip_special_tokens=True)),
-            )
+        closer = self._closer(params.constraint)
         yield from self._read(self._batcher.submit(prompt.ids, params, grammar, closer), halt, stats)
+
+    def _closer(self, constraint: JsonConstraint | None) -> BudgetCloser | None:
+        return BudgetCloser.for_constraint(
+            constraint,
+            lambda text: list(self.tokenizer(text, add_special_tokens=False).input_ids),
+            lambda ids: str(self.tokenizer.decode(ids, skip_special_tokens=True)),
+            self.tokenizer.eos_token_id,
+        )
 
     def _branches(
         self,
@@ -199,7 +200,9 @@ class TransformersWorker(LocalChatWorker):
     ) -> tuple[Iterator[str], Iterator[str]]:
         """Both auto-mode branches in one batch: a batch forms once, so they are queued together."""
         grammars = [None if p.constraint is None else self._compiled_grammar(p.constraint) for p in params]
-        rows = self._batcher.submit_together([(prompt.ids, p, g) for p, g in zip(params, grammars, strict=True)])
+        rows = self._batcher.submit_together(
+            [(prompt.ids, p, g, self._closer(p.constraint)) for p, g in zip(params, grammars, strict=True)]
+        )
         return self._read(rows[0], halts[0], stats[0]), self._read(rows[1], halts[1], stats[1])
 
     def _read(self, row: RowRequest, halt: threading.Event, stats: GenerationStats) -> Iterator[str]:

@@ -164,9 +164,11 @@ class GenerateBatcher:
         self._inbox.put([row])
         return row
 
-    def submit_together(self, requests: list[tuple[list[int], GenerationParams, Any]]) -> list[RowRequest]:
+    def submit_together(
+        self, requests: list[tuple[list[int], GenerationParams, Any, BudgetCloser | None]]
+    ) -> list[RowRequest]:
         """Queues requests that must share a batch (the branches of one auto-mode answer)."""
-        rows = [RowRequest(prompt, params, grammar) for prompt, params, grammar in requests]
+        rows = [RowRequest(*request) for request in requests]
         self._inbox.put(rows)
         return rows
 

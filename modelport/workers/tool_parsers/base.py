@@ -191,12 +191,17 @@ class ToolParser:
         open another call (up to ``MAX_PARALLEL_CALLS``).
         """
         opening = literal(self.call_prefix) + " " if self.call_prefix else ""
+        # Near the end of max_tokens the engine closes the call being written (the one after the
+        # latest opening marker) rather than let the budget cut it.
+        marker = self.call_prefix
         if not parallel:
-            return JsonConstraint(self.call_schema(tools), root=opening + "{value}")
+            root = opening + "{value}"
+            return JsonConstraint(self.call_schema(tools), root=root, closes_in_budget=True, closing_after=marker)
         closing = literal(self.call_suffix) + " " if self.call_suffix else ""
         again = f"( {closing}{literal(self.call_separator)} {opening}{{value}} ){{0,{MAX_PARALLEL_CALLS - 1}}}"
         tail = f" {literal(self.call_suffix)}?" if self.call_suffix else ""
-        return JsonConstraint(self.call_schema(tools), root=f"{opening}{{value}} {again}{tail}")
+        root = f"{opening}{{value}} {again}{tail}"
+        return JsonConstraint(self.call_schema(tools), root=root, closes_in_budget=True, closing_after=marker)
 
 
 def register_tool_parser(name: str) -> Callable[[P], P]:

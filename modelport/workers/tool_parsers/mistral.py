@@ -33,9 +33,14 @@ class MistralToolParser(MarkupToolParser):
     def call_constraint(self, tools: Sequence[ToolSpec], *, parallel: bool) -> JsonConstraint:
         """Calls are items of one list, which must close for the output to parse."""
         more = f" ( {literal(', ')} {{value}} ){{0,{MAX_PARALLEL_CALLS - 1}}}" if parallel else ""
+        schema = self.call_schema(tools)
         return JsonConstraint(
-            self.call_schema(tools),
+            schema,
             root=f"{literal(self.call_prefix)} {{value}}{more} {literal(self.call_suffix)}",
+            closes_in_budget=True,
+            # What follows the marker is one JSON list of calls: the closer closes the list.
+            closing_after=self.start,
+            closing_schema={"type": "array", "items": schema, "minItems": 1},
         )
 
     def decode_block(self, body: str) -> list[Any] | None:
