@@ -1,11 +1,12 @@
-"""Closing a constrained JSON answer before ``max_tokens`` cuts it.
+"""Closing a constrained JSON answer or tool call before ``max_tokens`` cuts it.
 
-A JSON answer cut by the token budget does not parse, and a client asking for a schema gets
-nothing. So near the end of the budget the engines ask ``BudgetCloser`` whether the shortest
-text that completes the answer still fits; once it barely does, they emit that text's tokens
-instead of sampling: open strings end, missing required keys get their smallest valid values
-(``""``, ``0``, ``false``, ``[]``, the first enum member), and every open container closes, in the
-order the grammar of ``modelport.workers.grammar`` allows. The result parses and validates.
+A JSON answer or call cut by the token budget does not parse, and a client asking for a schema
+gets nothing. So near the end of the budget the engines ask ``BudgetCloser`` whether the shortest
+text that completes the value still fits; once it barely does, they emit that text's tokens
+(and the end of the answer) instead of sampling: open strings end, missing required keys get
+their smallest valid values (``""``, ``0``, ``false``, ``[]``, the first enum member), and every
+open container closes, in the order the grammar of ``modelport.workers.grammar`` allows. The
+result parses and validates.
 
 ``completion`` reads a prefix of a JSON value written under that grammar (no escapes inside
 strings, one optional space between tokens) and returns the shortest text that completes it,
