@@ -18,7 +18,7 @@ from modelport.core.events import StreamEvent, TextDelta, ToolCallDelta
 from modelport.core.request import ChatRequest
 from modelport.core.tools import NamedToolChoice
 from modelport.workers.constraints import JsonConstraint
-from modelport.workers.tool_parsers.base import KNOWN_MARKUP, ToolParser
+from modelport.workers.tool_parsers.base import CALL_OPENINGS, KNOWN_MARKUP, ToolParser
 from modelport.workers.tool_parsers.markup import held_prefix
 
 __all__ = ["OutputParser", "TextOutput", "ToolCallOutput", "output_parser_for"]
@@ -244,6 +244,5 @@ def output_parser_for(request: ChatRequest, parser: type[ToolParser]) -> OutputP
     if request.tools:
         # Offered with tool_choice "none", the tools are still in the prompt (see
         # ``modelport.workers.prompting``): a call the model opens anyway ends the answer there.
-        openings = (parser().call_prefix.strip(), "<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
-        return TextOutput(stops=openings)
+        return TextOutput(stops=(parser().call_prefix.strip(), *CALL_OPENINGS))
     return TextOutput()

@@ -163,14 +163,19 @@ class TransformersWorker(LocalChatWorker):
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text``, without special tokens added."""
-        return len(self.tokenizer(text, add_special_tokens=False).input_ids)
+        return len(self._tokenize_plain(text))
+
+    def _tokenize_plain(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False).input_ids)
+
+    def _detokenize(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
 
     def _render(self, request: ChatRequest) -> Prompt:
         messages, tools = self._template_inputs(request)
         text = self.tokenizer.apply_chat_template(messages, tools=tools, add_generation_prompt=True, tokenize=False)
         # The template already holds any special tokens; adding them again would double BOS.
-        ids = self.tokenizer(text, add_special_tokens=False).input_ids
-        return Prompt(list(ids), text)
+        return Prompt(self._tokenize_plain(text), text)
 
     def _tokenize_raw(self, text: str) -> list[int]:
         # As vLLM tokenises a completion prompt: with the tokenizer's own special tokens (BOS).
@@ -185,10 +190,7 @@ class TransformersWorker(LocalChatWorker):
 
     def _closer(self, constraint: JsonConstraint | None) -> BudgetCloser | None:
         return BudgetCloser.for_constraint(
-            constraint,
-            lambda text: list(self.tokenizer(text, add_special_tokens=False).input_ids),
-            lambda ids: str(self.tokenizer.decode(ids, skip_special_tokens=True)),
-            self.tokenizer.eos_token_id,
+            constraint, self._tokenize_plain, self._detokenize, self.tokenizer.eos_token_id
         )
 
     def _branches(
@@ -207,7 +209,7 @@ class TransformersWorker(LocalChatWorker):
 
     def _read(self, row: RowRequest, halt: threading.Event, stats: GenerationStats) -> Iterator[str]:
         stats.scores = row.scores  # filled by the batching thread as it picks
-        decoder = TokenDecoder(lambda ids: self.tokenizer.decode(ids, skip_special_tokens=True))
+        decoder = TokenDecoder(self._detokenize)
         try:
             for token in row.results(halt):
                 stats.tokens += 1

@@ -24,6 +24,7 @@ from modelport.workers.grammar import literal
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "CALL_OPENINGS",
     "KNOWN_MARKUP",
     "MAX_PARALLEL_CALLS",
     "ParsedEvent",
@@ -34,15 +35,10 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "modelport.tool_parsers"
-# Markers of the tool-call formats models are trained on; none of them may reach an answer's text.
-KNOWN_MARKUP = (
-    "<tool_call>",
-    "</tool_call>",
-    "<tool_response>",
-    "</tool_response>",
-    "[TOOL_CALLS]",
-    "<|python_tag|>",
-)
+# Markers that open a call in the tool-call formats models are trained on.
+CALL_OPENINGS = ("<tool_call>", "[TOOL_CALLS]", "<|python_tag|>")
+# Every marker of those formats; none of them may reach an answer's text.
+KNOWN_MARKUP = (*CALL_OPENINGS, "</tool_call>", "<tool_response>", "</tool_response>")
 # Calls one constrained answer may hold when parallel calls are allowed.
 MAX_PARALLEL_CALLS = 4
 _PARTIAL_NAME = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)')
