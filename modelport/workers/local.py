@@ -56,6 +56,9 @@ class GenerationParams:
             most likely alternatives (engines that can, see ``Capabilities.logprobs``).
         score: Record the log probabilities of the first ``score`` chosen tokens in
             ``GenerationStats.scores`` (for deciding between answers; never sent to the caller).
+        hold_after_score: Once ``score`` tokens are scored, an engine that can may set this answer
+            aside while the others submitted with it run (the auto-mode call branch waits for
+            the decision); engines that cannot ignore it.
         top_k, min_p, frequency_penalty, presence_penalty, repetition_penalty, logit_bias: As in
             ``ChatRequest``; set only where the engine declares them in ``sampling_fields``.
     """
@@ -67,6 +70,7 @@ class GenerationParams:
     constraint: JsonConstraint | None = None
     logprobs: int | None = None
     score: int = 0
+    hold_after_score: bool = False
     top_k: int | None = None
     min_p: float | None = None
     frequency_penalty: float | None = None

@@ -20,7 +20,9 @@ conversation holds such answers, the decision waits for the call branch to finis
 
 Batching engines run the two branches in one batch; the call branch of the ``llama-cpp`` kind
 starts once the free branch has decoded the prompt, and copies its KV cache rather than decoding
-the prompt again.
+the prompt again. Where no answered call needs comparing, the call branch asks to be set aside
+once its window is scored (``GenerationParams.hold_after_score``): the ``transformers`` batcher
+then decodes the free answer alone until the decision, and brings the call back if it wins.
 """
 
 from __future__ import annotations
@@ -160,7 +162,11 @@ class AutoToolChoice:
         free_halt, call_halt = LinkedStop(halt), LinkedStop(halt)
         free, call_pieces = branches(
             prompt,
-            (replace(params, score=self.window), replace(params, score=self.window, constraint=call)),
+            (
+                replace(params, score=self.window),
+                # Without answered calls to compare, the decision needs only the window.
+                replace(params, score=self.window, constraint=call, hold_after_score=not self.answered),
+            ),
             (free_halt, call_halt),
             (free_stats, call_stats),
         )

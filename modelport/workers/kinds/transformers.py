@@ -131,6 +131,7 @@ class TransformersWorker(LocalChatWorker):
             eos_ids=self._eos_ids,
             n_parallel=n_parallel,
             batch_wait_s=batch_wait_s,
+            tokenize=self._tokenize_plain,
         )
         # Stop the owner thread at interpreter exit too: a thread that ran torch code and is
         # still alive when C++ statics are destroyed aborts the process.

@@ -8,6 +8,12 @@ for JSON constraints). A row that ends, reaches its ``max_tokens`` or is cancell
 batch (and the cache) at the next step, so the rows still running stop paying for it; the losing
 branch of an auto-mode answer costs nothing once the decision is made. Requests that arrive while
 a batch runs wait for the next one.
+
+A JSON-constrained row drafts: it feeds the tokens it will likely pick next (what the last answer
+under its grammar picked, else the text the grammar forces) in the same step, and keeps each only
+where its own pick agrees, so a greedy answer is the same with or without drafts and a sampled
+one keeps its distribution. An auto-mode call branch that has scored its window waits outside
+the batch (``transformers_rows``) until its free sibling ends or is cancelled.
 """
 
 from __future__ import annotations
@@ -17,13 +23,18 @@ import inspect
 import queue
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from modelport.workers.closing import BudgetCloser
 from modelport.workers.handoff import Handoff, gather
+from modelport.workers.kinds.transformers_rows import BatchRows, ParkedRow
 from modelport.workers.local import GenerationParams
 
 __all__ = ["GenerateBatcher", "RowRequest"]
+
+_REMEMBERED = 64  # tokens of a constrained answer kept as a draft for the next
+_GRAMMARS_REMEMBERED = 32
 
 
 class RowRequest(Handoff[int]):
@@ -39,6 +50,14 @@ class RowRequest(Handoff[int]):
         self.closer = closer
         self.generated: list[int] = []
         self.scores: list[float] = []  # log probability of each pick, when params.score
+        self.siblings: list[RowRequest] = []  # the rows submitted together with this one
+        self.parked = False  # set aside by the batcher, waiting for its siblings
+
+    def waits(self) -> bool:
+        """Whether this row holds after its scored window while a sibling still runs."""
+        if not self.params.hold_after_score or len(self.scores) < self.params.score:
+            return False
+        return any(s is not self and not (s.done or s.parked or s.cancelled.is_set()) for s in self.siblings)
 
 
 class _RowSampler:
@@ -127,9 +146,21 @@ class GenerateBatcher:
         eos_ids: Tokens that end an answer.
         n_parallel: Rows in one batch at most.
         batch_wait_s: How long the first request of a batch waits for others to join it.
+        tokenize: Text to token ids, for drafting the text a grammar forces; ``None`` drafts nothing.
+        max_draft: Drafted tokens verified in one step at most (0 drafts nothing).
     """
 
-    def __init__(self, model: Any, *, pad_id: int, eos_ids: set[int], n_parallel: int, batch_wait_s: float) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        pad_id: int,
+        eos_ids: set[int],
+        n_parallel: int,
+        batch_wait_s: float,
+        tokenize: Callable[[str], list[int]] | None = None,
+        max_draft: int = 16,
+    ) -> None:
         import torch
 
         self._torch = torch
@@ -138,14 +169,20 @@ class GenerateBatcher:
         self._eos = eos_ids
         self.n_parallel = n_parallel
         self.batch_wait_s = batch_wait_s
+        self._tokenize = tokenize
+        self.max_draft = max_draft
+        # Grammar id -> (grammar, the start of the last answer under it), oldest first.
+        self._recent: dict[int, tuple[Any, list[int]]] = {}
         self._inbox: queue.Queue[list[RowRequest] | None] = queue.Queue()
         # transformers 5.x renames ``past_key_values`` to ``cache`` (the old name warns, then goes).
         forward = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in forward else "past_key_values"
-        # Only the last position's logits are read; models that cannot say so compute them all.
-        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in forward else {}
+        # Only the last positions' logits are read; models that cannot say so compute them all.
+        self._keeps_logits = "logits_to_keep" in forward
         # Batches run so far, by rows (a Counter, not a list: a long-running server grows none).
         self.batch_sizes: collections.Counter[int] = collections.Counter()
+        # Decode steps by rows in the step (prefills not counted).
+        self.steps: collections.Counter[int] = collections.Counter()
         defaults = model.generation_config
         self._defaults = {
             "do_sample": bool(getattr(defaults, "do_sample", False)),
@@ -169,6 +206,8 @@ class GenerateBatcher:
     ) -> list[RowRequest]:
         """Queues requests that must share a batch (the branches of one auto-mode answer)."""
         rows = [RowRequest(*request) for request in requests]
+        for row in rows:
+            row.siblings = rows
         self._inbox.put(rows)
         return rows
 
@@ -205,7 +244,9 @@ class GenerateBatcher:
         Identical prompts (the two branches of an auto-mode answer) are computed once and their
         cache rows copied. Sampling runs on the CPU (one copy of a step's logits): grammar
         bitmasks, seeded generators and per-row Python logic all live there, whatever device the
-        model is on.
+        model is on. A constrained row feeds the text its grammar forces next as a draft in the
+        same step, and keeps each drafted token only if its own pick agrees; a row that has
+        scored its window and holds for its siblings waits outside the batch until they end.
         """
         from transformers import DynamicCache
 
@@ -226,12 +267,15 @@ class GenerateBatcher:
         cache = DynamicCache(config=self._model.config)
         samplers = [_RowSampler(torch, row, self._defaults) for row in rows]
         with torch.inference_mode():
-            logits = self._forward(ids, mask, positions, cache)
+            logits = self._forward(ids, mask, positions, cache, 1)
             if len(prompts) < len(rows):
                 index = torch.tensor(source, device=device)
                 cache.batch_select_indices(index)
                 logits, mask, positions = logits[index], mask[index], positions[index]
+            batch = BatchRows(torch, cache, mask, positions[:, -1].clone())
             live = list(range(len(rows)))  # batch row -> index in ``rows``
+            feeds: list[list[int]] = [[row.prompt[-1]] for row in rows]
+            parked: list[ParkedRow] = []
             while True:
                 host = logits.float().cpu()
                 for b, r in enumerate(live):
@@ -239,26 +283,92 @@ class GenerateBatcher:
                     if row.done or row.cancelled.is_set():
                         row.finish(False)
                         continue
-                    token = samplers[r].pick(host[b])
-                    self._deliver(row, token)
-                keep = [b for b, r in enumerate(live) if not rows[r].done]
-                if not keep:
+                    batch.settle(b, self._verify(samplers[r], row, host[b], feeds[b]), len(feeds[b]))
+                live = self._regroup(rows, live, batch, parked)
+                if not live:
                     return
-                if len(keep) < len(live):
-                    index = torch.tensor(keep, device=device)
-                    cache.batch_select_indices(index)
-                    mask, positions = mask[index], positions[index]
-                    live = [live[b] for b in keep]
-                step = torch.tensor([[rows[r].generated[-1]] for r in live], dtype=torch.long, device=device)
-                mask = torch.cat([mask, mask.new_ones((len(live), 1))], dim=1)
-                positions = positions[:, -1:] + 1
-                logits = self._forward(step, mask, positions, cache)
+                feeds = [[rows[r].generated[-1], *self._draft(samplers[r], batch.surgical)] for r in live]
+                ids, mask, positions = batch.step(feeds, self._pad)
+                self.steps[len(live)] += 1
+                logits = self._forward(ids, mask, positions, cache, batch.width)
 
-    def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any) -> Any:
-        """One forward pass over ``ids`` (appended to ``cache``): each row's last logits."""
-        extra = {self._cache_arg: cache, **self._last_only}
+    def _verify(self, sampler: _RowSampler, row: RowRequest, logits: Any, feed: list[int]) -> int:
+        """Picks one token per fed position while the picks agree with the draft: how many were used."""
+        for used, _ in enumerate(feed, start=1):
+            token = sampler.pick(logits[used - 1])
+            self._deliver(row, token)
+            if row.done or (used < len(feed) and token != feed[used]):
+                return used
+        return len(feed)
+
+    def _regroup(self, rows: list[RowRequest], live: list[int], batch: BatchRows, parked: list[ParkedRow]) -> list[int]:
+        """Drops ended rows, parks rows that wait for siblings, and brings back those that may go on."""
+        keep: list[int] = []
+        for b, r in enumerate(live):
+            row = rows[r]
+            if row.done:
+                self._remember(row)
+                continue
+            if batch.surgical and row.waits():
+                row.parked = True
+                parked.append(batch.take(b, r))
+                continue
+            keep.append(b)
+        for waiting in list(parked):
+            if rows[waiting.index].cancelled.is_set():
+                rows[waiting.index].finish(False)
+                self._remember(rows[waiting.index])
+                parked.remove(waiting)
+        back = [p for p in parked if not rows[p.index].waits()]
+        if not keep and not back:
+            back = list(parked)  # nothing left to wait for
+        if len(keep) < len(live) and keep:
+            batch.select(keep)
+        live = [live[b] for b in keep]
+        if back:
+            batch.put_back(back, empty=not live)
+            for returning in back:
+                parked.remove(returning)
+                rows[returning.index].parked = False
+                live.append(returning.index)
+        return live
+
+    def _draft(self, sampler: _RowSampler, allowed: bool) -> list[int]:
+        """Tokens a constrained row will likely pick next (a draft to verify), if any.
+
+        First what the last row under the same grammar picked after the same tokens (the calls
+        of one tool set open alike, split into tokens as the model splits them), else the text
+        the grammar forces next, tokenized.
+        """
+        row = sampler.row
+        room = min(self.max_draft, row.params.max_new_tokens - len(row.generated) - 1)
+        if not allowed or sampler.matcher is None or room < 1:
+            return []
+        n = len(row.generated)
+        earlier = self._recent.get(id(row.grammar), (None, []))[1]
+        if len(earlier) > n and earlier[:n] == row.generated:
+            return earlier[n : n + room]
+        text = sampler.matcher.find_jump_forward_string() if self._tokenize is not None else ""
+        return self._tokenize(text)[:room] if text and self._tokenize is not None else []
+
+    def _remember(self, row: RowRequest) -> None:
+        """Keeps the start of a constrained row's answer as the draft for the next under its grammar."""
+        if row.grammar is None or not row.generated:
+            return
+        key = id(row.grammar)
+        _, earlier = self._recent.pop(key, (None, []))
+        start = row.generated[:_REMEMBERED]
+        if earlier[: len(start)] == start:
+            start = earlier  # the longer of two answers that agree
+        self._recent[key] = (row.grammar, start)  # the grammar is held, so its id stays unique
+        while len(self._recent) > _GRAMMARS_REMEMBERED:
+            self._recent.pop(next(iter(self._recent)))
+
+    def _forward(self, ids: Any, mask: Any, positions: Any, cache: Any, keep: int) -> Any:
+        """One forward pass over ``ids`` (appended to ``cache``): each row's last ``keep`` logits."""
+        extra = {self._cache_arg: cache, **({"logits_to_keep": keep} if self._keeps_logits else {})}
         out = self._model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **extra)
-        return out.logits[:, -1, :]
+        return out.logits[:, -keep:, :]
 
     def _deliver(self, row: RowRequest, token: int) -> None:
         if token in self._eos:
