@@ -35,6 +35,8 @@ __all__ = ["GenerateBatcher", "RowRequest"]
 
 _REMEMBERED = 64  # tokens of a constrained answer kept as a draft for the next
 _GRAMMARS_REMEMBERED = 32
+# Positions one step computes at most, drafts included (two rows draft 16 tokens, eight draft 3).
+_STEP_POSITIONS = 34
 
 
 class RowRequest(Handoff[int]):
@@ -287,7 +289,9 @@ class GenerateBatcher:
                 live = self._regroup(rows, live, batch, parked)
                 if not live:
                     return
-                feeds = [[rows[r].generated[-1], *self._draft(samplers[r], batch.surgical)] for r in live]
+                # Every row computes the step's full width: the more rows, the shorter the drafts.
+                room = min(self.max_draft, _STEP_POSITIONS // len(live) - 1) if batch.surgical else 0
+                feeds = [[rows[r].generated[-1], *self._draft(samplers[r], room)] for r in live]
                 ids, mask, positions = batch.step(feeds, self._pad)
                 self.steps[len(live)] += 1
                 logits = self._forward(ids, mask, positions, cache, batch.width)
@@ -333,7 +337,7 @@ class GenerateBatcher:
                 live.append(returning.index)
         return live
 
-    def _draft(self, sampler: _RowSampler, allowed: bool) -> list[int]:
+    def _draft(self, sampler: _RowSampler, room: int) -> list[int]:
         """Tokens a constrained row will likely pick next (a draft to verify), if any.
 
         First what the last row under the same grammar picked after the same tokens (the calls
@@ -341,8 +345,8 @@ class GenerateBatcher:
         the grammar forces next, tokenized.
         """
         row = sampler.row
-        room = min(self.max_draft, row.params.max_new_tokens - len(row.generated) - 1)
-        if not allowed or sampler.matcher is None or room < 1:
+        room = min(room, row.params.max_new_tokens - len(row.generated) - 1)
+        if sampler.matcher is None or room < 1:
             return []
         n = len(row.generated)
         earlier = self._recent.get(id(row.grammar), (None, []))[1]
