@@ -246,8 +246,8 @@ class GenerateBatcher:
         Identical prompts (the two branches of an auto-mode answer) are computed once and their
         cache rows copied. Sampling runs on the CPU (one copy of a step's logits): grammar
         bitmasks, seeded generators and per-row Python logic all live there, whatever device the
-        model is on. A constrained row feeds the text its grammar forces next as a draft in the
-        same step, and keeps each drafted token only if its own pick agrees; a row that has
+        model is on. A constrained row feeds a draft of its likely next tokens in the same step,
+        and keeps each drafted token only if its own pick agrees; a row that has
         scored its window and holds for its siblings waits outside the batch until they end.
         """
         from transformers import DynamicCache
@@ -276,7 +276,7 @@ class GenerateBatcher:
                 logits, mask, positions = logits[index], mask[index], positions[index]
             batch = BatchRows(torch, cache, mask, positions[:, -1].clone())
             live = list(range(len(rows)))  # batch row -> index in ``rows``
-            feeds: list[list[int]] = [[row.prompt[-1]] for row in rows]
+            feeds: list[list[int]] = [[row.prompt[-1]] for row in rows]  # the prefill: one logit row each
             parked: list[ParkedRow] = []
             while True:
                 host = logits.float().cpu()
@@ -352,8 +352,10 @@ class GenerateBatcher:
         earlier = self._recent.get(id(row.grammar), (None, []))[1]
         if len(earlier) > n and earlier[:n] == row.generated:
             return earlier[n : n + room]
-        text = sampler.matcher.find_jump_forward_string() if self._tokenize is not None else ""
-        return self._tokenize(text)[:room] if text and self._tokenize is not None else []
+        if self._tokenize is None:
+            return []
+        text = sampler.matcher.find_jump_forward_string()
+        return self._tokenize(text)[:room] if text else []
 
     def _remember(self, row: RowRequest) -> None:
         """Keeps the start of a constrained row's answer as the draft for the next under its grammar."""

@@ -47,9 +47,6 @@ class BatchRows:
         # (keys, values) tensors; a sliding-window or quantised layer keeps other state.
         self.surgical = all(type(layer) is DynamicLayer for layer in cache.layers)
 
-    def __len__(self) -> int:
-        return int(self.mask.shape[0])
-
     def step(self, feeds: list[list[int]], pad: int) -> tuple[Any, Any, Any]:
         """The inputs of one step (ids, mask, positions), each row's ``feeds`` left-aligned.
 
