@@ -8,8 +8,10 @@ LLAMA_CPP_SPEC ?= llama-cpp-python[server]==0.3.36
 # llama.cpp builds for the CPU it is built on, but without ggml's AMX kernels: on CPUs that
 # report AMX here (virtualised Xeons) every matrix product through them segfaults. The rest of
 # the native instruction set (AVX2, AVX-512) stays. --no-cache-dir: a cached wheel built with
-# other flags would be reused.
+# other flags would be reused. The flags exist on x86 compilers only.
+ifeq ($(shell uname -m),x86_64)
 LLAMA_CPP_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' -DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'
+endif
 MODEL ?= smollm2-135m
 PORT ?= 8000
 export HF_HUB_OFFLINE := 1
