@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from modelport.core import ChatRequest, ToolSpec, UserMessage
 from modelport.workers.kinds.transformers import TransformersWorker
-from modelport.workers.tool_parsers.base import KNOWN_MARKUP
+from modelport.workers.local.tool_parsers.base import KNOWN_MARKUP
 
 PROMPTS = [
     "Tell me a long story about a dragon who learns to bake bread.",

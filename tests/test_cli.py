@@ -1,3 +1,5 @@
+"""The ``modelport`` command: list, check, chat and serve, as a user runs them."""
+
 import subprocess
 import sys
 from pathlib import Path

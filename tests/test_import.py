@@ -1,4 +1,7 @@
+"""Importing modelport loads no heavy framework and changes nothing in the process."""
+
 import json
+import os
 import subprocess
 import sys
 
@@ -30,16 +33,27 @@ def test_fake_worker_is_reachable_from_the_top() -> None:
     assert modelport.FakeChatWorker.__name__ == "FakeChatWorker"
 
 
-def test_modelport_ray_turns_usage_statistics_off_unless_set() -> None:
-    code = "import os, modelport.ray; print(os.environ['RAY_USAGE_STATS_ENABLED'])"
-    env = {k: v for k, v in __import__("os").environ.items() if k != "RAY_USAGE_STATS_ENABLED"}
-    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
-    assert off.stdout.strip() == "0"
-    chosen = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        env={**env, "RAY_USAGE_STATS_ENABLED": "1"},
+def _python(code: str, **env: str) -> str:
+    """Runs ``code`` in a fresh interpreter without Ray's usage variable, plus ``env``; its output."""
+    base = {k: v for k, v in os.environ.items() if k != "RAY_USAGE_STATS_ENABLED"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**base, **env})
+    return out.stdout.strip()
+
+
+def test_no_import_of_modelport_sets_an_environment_variable() -> None:
+    code = (
+        "import os; before = dict(os.environ); import modelport, modelport.config, modelport.ray, "
+        "modelport.ray.app, modelport.ray.cluster, modelport.server; "
+        "print(sorted(set(os.environ.items()) ^ set(before.items())))"
     )
-    assert chosen.stdout.strip() == "1"
+    assert _python(code) == "[]"
+
+
+def test_building_a_ray_app_turns_usage_statistics_off_unless_set() -> None:
+    code = (
+        "import os\nfrom modelport.ray import build_app\n"
+        "try:\n    build_app({'models': []})\nexcept Exception:\n    pass\n"
+        "print(os.environ['RAY_USAGE_STATS_ENABLED'])"
+    )
+    assert _python(code) == "0"
+    assert _python(code, RAY_USAGE_STATS_ENABLED="1") == "1"

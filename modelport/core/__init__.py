@@ -1,6 +1,6 @@
 """Neutral types shared by every layer: messages, tools, requests, events, errors.
 
-Nothing here imports an ML framework or an HTTP library.
+The bottom layer: imports nothing else of modelport, and no ML framework or HTTP library.
 """
 
 from modelport.core.accumulator import Accumulator, ChatResult, Choice
@@ -8,13 +8,17 @@ from modelport.core.capabilities import Capabilities
 from modelport.core.errors import (
     AuthenticationError,
     BadRequestError,
+    ConfigError,
+    ContentFilteredError,
     ContextLengthExceededError,
+    EngineError,
     ModelNotFoundError,
     ModelPortError,
     ModelUnavailableError,
     NotSupportedError,
     PermissionDeniedError,
     RateLimitedError,
+    ShuttingDownError,
     TimeoutError,
     UpstreamUnavailableError,
 )
@@ -53,10 +57,13 @@ __all__ = [
     "ChatRequest",
     "ChatResult",
     "Choice",
+    "ConfigError",
     "Content",
+    "ContentFilteredError",
     "ContextLengthExceededError",
     "EmbeddingRequest",
     "EmbeddingResult",
+    "EngineError",
     "Finish",
     "FinishReason",
     "ImagePart",
@@ -70,6 +77,7 @@ __all__ = [
     "RateLimitedError",
     "ReasoningDelta",
     "ResponseFormat",
+    "ShuttingDownError",
     "StreamEvent",
     "SystemMessage",
     "TextDelta",

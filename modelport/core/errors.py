@@ -1,8 +1,24 @@
-"""Typed errors shared by every layer.
+"""Typed errors shared by every layer: every public error class of modelport lives here.
 
 Each error carries what a caller needs to act on it (the offending field, the
 limits, the known model names) and an HTTP-ish status so the server can map it
-to OpenAI's error shape without a lookup table.
+to OpenAI's error shape without a lookup table::
+
+    ModelPortError (500)
+    ├── BadRequestError (400; also ValueError)
+    │   ├── ContextLengthExceededError
+    │   ├── ConfigError               a config file or admin body that does not fit the schema
+    │   └── ContentFilteredError      a provider's content filter refused the input or output
+    ├── ModelNotFoundError (404; also LookupError)
+    ├── AuthenticationError (401)
+    ├── PermissionDeniedError (403)
+    ├── RateLimitedError (429)
+    ├── NotSupportedError (501)
+    ├── UpstreamUnavailableError (502, or the upstream's status)
+    ├── ModelUnavailableError (503)
+    ├── ShuttingDownError (503)       the server drains and takes no new work
+    ├── TimeoutError (504; also builtins.TimeoutError)
+    └── EngineError (500)             a local engine failed (llama.cpp could not decode)
 """
 
 from __future__ import annotations
@@ -14,13 +30,17 @@ from typing import Any
 __all__ = [
     "AuthenticationError",
     "BadRequestError",
+    "ConfigError",
+    "ContentFilteredError",
     "ContextLengthExceededError",
+    "EngineError",
     "ModelNotFoundError",
     "ModelPortError",
     "ModelUnavailableError",
     "NotSupportedError",
     "PermissionDeniedError",
     "RateLimitedError",
+    "ShuttingDownError",
     "TimeoutError",
     "UpstreamUnavailableError",
 ]
@@ -175,3 +195,34 @@ class TimeoutError(ModelPortError, builtins.TimeoutError):
     status_code = 504
     code = "timeout"
     error_type = "api_error"
+
+
+class ConfigError(BadRequestError):
+    """The config file is unreadable or invalid; ``param`` is the offending key's path."""
+
+    code = "invalid_config"
+
+
+class ContentFilteredError(BadRequestError):
+    """A provider's content filter (DashScope's data inspection) refused the input or the output.
+
+    Remote workers turn it into finish reason ``content_filter``, as OpenAI reports it.
+    """
+
+    code = "content_filter"
+
+
+class ShuttingDownError(ModelPortError):
+    """The server is draining or stopping and takes no new work."""
+
+    status_code = 503
+    code = "server_shutting_down"
+    error_type = "server_error"
+
+    def __init__(self, message: str = "The server is shutting down; retry on another instance.") -> None:
+        super().__init__(message)
+        self.retry_after = 1.0
+
+
+class EngineError(ModelPortError):
+    """A local engine failed: llama.cpp could not create a context or decode a batch."""

@@ -2,20 +2,21 @@
 
 ``modelport serve --backend ray --config FILE`` or ``build_app(FILE)`` deploys one Serve
 deployment per model of the file and one ingress that runs the OpenAI app in front of them.
-Ray is imported only when an application is built or run; importing this package sets
-``RAY_USAGE_STATS_ENABLED=0`` unless it is set, so that Ray reports nothing off the machine.
+Ray is imported only when an application is built or run. Importing this package changes
+nothing in the process; building an app or starting a cluster sets ``RAY_USAGE_STATS_ENABLED=0``
+unless it is set, so that Ray reports nothing off the machine.
+
+Layer: above the server and the config, beside the CLI; nothing below imports it.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import typing
 
-os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-
-if TYPE_CHECKING:
+if typing.TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
+    from typing import Any
 
     from ray.serve import Application
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -12,12 +13,28 @@ from modelport.ray.plan import AppPlan, plan, version
 if TYPE_CHECKING:
     from ray.serve import Application, Deployment
 
-__all__ = ["INGRESS", "build_app", "config_of"]
+__all__ = [
+    "INGRESS",
+    "app_plan_of",
+    "build_app",
+    "config_of",
+    "private_defaults",
+]
 
 INGRESS = "modelport-ingress"
 # The app does its own admission per model (Serve's queues in front of each deployment); the
 # ingress only parses and streams, so it takes many requests at once.
 _INGRESS_ONGOING = 1024
+
+
+def private_defaults() -> None:
+    """Keeps Ray's traffic on the machine: no usage statistics, unless the user chose otherwise.
+
+    Ray reports usage statistics to an outside host by default; modelport turns that off
+    (``RAY_USAGE_STATS_ENABLED=0``) when the variable is unset, where a cluster is started or an
+    app is built, never on import. Processes Ray starts inherit it.
+    """
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 def config_of(source: Config | Mapping[str, Any] | str | Path) -> Config:
@@ -56,6 +73,7 @@ def build_app(config: Config | Mapping[str, Any] | str | Path) -> Application:
     Raises:
         ConfigError: Naming the offending key.
     """
+    private_defaults()
     from modelport.ray.deployment import ModelDeployment
     from modelport.ray.ingress import Ingress
 

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from typing import Any
 
 from modelport.config import Config
-from modelport.ray.app import app_plan_of, build_app
+from modelport.ray.app import app_plan_of, build_app, private_defaults
 
 __all__ = ["connect", "private_defaults", "run"]
 
 logger = logging.getLogger("modelport.ray")
-
-
-def private_defaults() -> None:
-    """Keeps Ray's traffic on the machine: no usage statistics, unless the user chose otherwise.
-
-    Ray reports usage statistics to an outside host by default; modelport turns that off
-    (``RAY_USAGE_STATS_ENABLED=0``) when the variable is unset. Processes Ray starts inherit it.
-    """
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 
 def connect(address: str | None = None, *, num_cpus: int | None = None, **init: Any) -> bool:

@@ -18,7 +18,7 @@ from modelport.core.errors import ModelPortError
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import Worker
-from modelport.workers.models import ModelEntry, ModelRegistry
+from modelport.workers.model_registry import ModelEntry, ModelRegistry
 
 __all__ = ["ModelDeployment"]
 

@@ -15,7 +15,7 @@ from ray import serve
 
 from modelport.config import ServerConfig
 from modelport.core.errors import NotSupportedError
-from modelport.workers.models import ModelEntry, ModelRegistry
+from modelport.workers.model_registry import ModelEntry, ModelRegistry
 
 __all__ = ["Ingress", "ServeRegistry"]
 

@@ -21,17 +21,20 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from modelport.core.errors import BadRequestError
-from modelport.ray.options import DeploymentOptions
-from modelport.workers.models import ModelEntry
-from modelport.workers.registry import KindRegistry, worker_kinds
+from modelport.config import Config, ModelConfig, ServerConfig
+from modelport.config.ray_options import DeploymentOptions
+from modelport.core.errors import BadRequestError, ConfigError
+from modelport.workers.kind_registry import KindRegistry, worker_kinds
+from modelport.workers.model_registry import ModelEntry
 
-if TYPE_CHECKING:
-    from modelport.config import Config, ModelConfig, ServerConfig
-
-__all__ = ["AppPlan", "DeploymentPlan", "plan"]
+__all__ = [
+    "AppPlan",
+    "DeploymentPlan",
+    "plan",
+    "version",
+]
 
 _DEFAULT_CONCURRENCY = 4  # the plain server's per-model default (``Limits``)
 _DEFAULT_QUEUE = 64
@@ -86,8 +89,6 @@ def plan(config: Config, *, kinds: KindRegistry = worker_kinds) -> AppPlan:
         ConfigError: For settings that contradict each other in Serve's terms (``replicas``
             beside ``ray.num_replicas``), naming the key.
     """
-    from modelport.config import ConfigError
-
     section = config.ray
     groups: dict[str, list[tuple[int, ModelConfig]]] = {}
     for i, model in enumerate(config.models):
@@ -154,8 +155,6 @@ def _capacity(options: dict[str, Any]) -> int | None:
 
 
 def _deployment(config: Config, model: ModelConfig, name: str, where: str, kinds: KindRegistry) -> DeploymentPlan:
-    from modelport.config import ConfigError
-
     own = model.ray or DeploymentOptions()
     if model.replicas > 1 and (own.num_replicas is not None or own.autoscaling_config is not None):
         key = "num_replicas" if own.num_replicas is not None else "autoscaling_config"

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from modelport.core.capabilities import Capabilities
@@ -24,7 +23,6 @@ from modelport.core.errors import ModelPortError, ModelUnavailableError, RateLim
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import ChatWorker, EmbeddingWorker
-from modelport.workers.registry import register_worker
 from modelport.workers.remote.retry import RetryPolicy
 
 __all__ = ["ServeHandleWorker", "replica_lost"]
@@ -53,7 +51,6 @@ def replica_lost(error: BaseException) -> bool:
     return any(name in names for name in _LOST)
 
 
-@register_worker("ray-serve")
 class ServeHandleWorker(ChatWorker, EmbeddingWorker):
     """Sends requests to a modelport deployment on Ray Serve.
 
@@ -114,108 +111,123 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
         unavailable.retry_after = 1.0
         return unavailable
 
-    def _wait(self, error: BaseException, attempt: int, began: float, started: bool) -> float | None:
-        """Seconds to wait before sending again, or ``None`` when the error is final."""
-        if started or not replica_lost(error):
-            return None
-        wait = self._retry.next_wait(attempt, began)
-        if wait is not None:
-            lost = type(error).__name__
-            logger.warning("%s: replica lost before any output (%s); sending again", self.deployment, lost)
-        return wait
+    # The twins below only do I/O (sending, sleeping, cancelling); ``_Resend`` decides.
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
         """Streams the deployment's answer (for callers outside an event loop)."""
-        began = time.monotonic()
-        for attempt in itertools.count():
-            response = None
-            started = ended = False
-            self._in_flight += 1
-            try:
-                # Sending can fail as reading can (a lost replica), so it sits inside the handling.
-                response = self._streaming.chat.remote(request)
-                for batch in response:
-                    started = True
+        resend = _Resend(self, cancel=_cancel)
+        while True:
+            with resend.attempt() as attempt:
+                # Sending can fail as reading can (a lost replica), so it sits inside the attempt.
+                for batch in attempt.sent(self._streaming.chat.remote(request)):
+                    attempt.started = True
                     yield from _unpack(batch)
-                ended = True
                 return
-            except ModelPortError:
-                ended = True
-                raise
-            except Exception as error:
-                ended = True
-                wait = self._wait(error, attempt, began, started)
-                if wait is None:
-                    raise self._error(error) from error
-                time.sleep(wait)
-            finally:
-                self._in_flight -= 1
-                if response is not None and not ended:
-                    _cancel(response)
+            time.sleep(attempt.wait)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         """Streams the deployment's answer; closing the stream cancels the request on its replica."""
-        began = time.monotonic()
-        for attempt in itertools.count():
-            response = None
-            started = ended = False
-            self._in_flight += 1
-            try:
-                response = self._streaming.chat.remote(request)
-                async for batch in response:
-                    started = True
+        resend = _Resend(self, cancel=_cancel_off_loop)
+        while True:
+            with resend.attempt() as attempt:
+                async for batch in attempt.sent(self._streaming.chat.remote(request)):
+                    attempt.started = True
                     for event in _unpack(batch):
                         yield event
-                ended = True
                 return
-            except ModelPortError:
-                ended = True
-                raise
-            except Exception as error:
-                ended = True
-                wait = self._wait(error, attempt, began, started)
-                if wait is None:
-                    raise self._error(error) from error
-                await asyncio.sleep(wait)
-            finally:
-                self._in_flight -= 1
-                if response is not None and not ended:
-                    # The caller left early. Cancelling a request still waiting for a replica
-                    # blocks until Serve assigns it, so it runs off the event loop.
-                    asyncio.get_running_loop().run_in_executor(None, _cancel, response)
+            await asyncio.sleep(attempt.wait)
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embeds on the deployment (for callers outside an event loop)."""
-        began = time.monotonic()
-        for attempt in itertools.count():
-            try:
+        resend = _Resend(self)
+        while True:
+            with resend.attempt():
                 return _result(self._handle.embed.remote(request).result())
-            except ModelPortError:
-                raise
-            except Exception as error:
-                wait = self._wait(error, attempt, began, False)
-                if wait is None:
-                    raise self._error(error) from error
-                time.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+            time.sleep(resend.wait)
 
     async def aembed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embeds on the deployment without blocking the loop."""
-        began = time.monotonic()
-        for attempt in itertools.count():
-            try:
+        resend = _Resend(self)
+        while True:
+            with resend.attempt():
                 return _result(await self._handle.embed.remote(request))
-            except ModelPortError:
-                raise
-            except Exception as error:
-                wait = self._wait(error, attempt, began, False)
-                if wait is None:
-                    raise self._error(error) from error
-                await asyncio.sleep(wait)
-        raise AssertionError("unreachable")  # pragma: no cover
+            await asyncio.sleep(resend.wait)
 
     def __repr__(self) -> str:
         return f"ServeHandleWorker(deployment={self.deployment!r})"
+
+
+class _Attempt:
+    """One send of a request: counts it in flight, maps Ray's errors, cancels what the caller left."""
+
+    def __init__(self, resend: _Resend) -> None:
+        self._resend = resend
+        self._response: Any = None
+        self.started = False  # whether any output reached the caller (then nothing is sent again)
+        self.wait = 0.0
+
+    def sent(self, response: Any) -> Any:
+        """Notes the request's response, to cancel it if the caller leaves; returns it."""
+        self._response = response
+        return response
+
+    def __enter__(self) -> _Attempt:
+        self._resend.worker._in_flight += 1
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
+        self._resend.worker._in_flight -= 1
+        if error is None or isinstance(error, ModelPortError):
+            return False
+        if not isinstance(error, Exception):  # the caller left early (closed or cancelled the stream)
+            if self._response is not None and self._resend.cancel is not None:
+                self._resend.cancel(self._response)
+            return False
+        self.wait = self._resend.next_wait(error, self.started)
+        return True
+
+
+class _Resend:
+    """One request's resend policy, without I/O: whether an error is sent again, and after how long.
+
+    A request whose replica was lost before any output is sent again, under the worker's
+    ``RetryPolicy``; any other error is final, mapped to modelport's own type.
+    """
+
+    def __init__(self, worker: ServeHandleWorker, *, cancel: Callable[[Any], None] | None = None) -> None:
+        self.worker = worker
+        self.cancel = cancel
+        self._began = time.monotonic()
+        self._attempts = 0
+        self.wait = 0.0
+
+    def attempt(self) -> _Attempt:
+        """The context one send runs in; after a retryable failure it is left with ``wait`` set."""
+        return _Attempt(self)
+
+    def next_wait(self, error: Exception, started: bool) -> float:
+        """Seconds to wait before sending again.
+
+        Raises:
+            ModelPortError: Ray's error as modelport's, when it is final.
+        """
+        attempt, self._attempts = self._attempts, self._attempts + 1
+        wait = None if started or not replica_lost(error) else self.worker._retry.next_wait(attempt, self._began)
+        if wait is None:
+            raise self.worker._error(error) from error
+        logger.warning(
+            "%s: replica lost before any output (%s); sending again", self.worker.deployment, type(error).__name__
+        )
+        self.wait = wait
+        return wait
+
+
+def _cancel_off_loop(response: Any) -> None:
+    """Cancels from inside the event loop, in its executor.
+
+    Cancelling a request still waiting for a replica blocks until Serve assigns it.
+    """
+    asyncio.get_running_loop().run_in_executor(None, _cancel, response)
 
 
 def _cancel(response: Any) -> None:

@@ -17,11 +17,20 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from modelport.config import ConfigError, ModelConfig, config_error
 from modelport.core.errors import AuthenticationError, BadRequestError, PermissionDeniedError
-from modelport.server.auth import ApiKeys
+from modelport.server.ops.auth import ApiKeys
 from modelport.server.state import ServerState, get_state
-from modelport.workers.params import check_params
+from modelport.workers.entry_params import check_params
 
-__all__ = ["install_admin"]
+__all__ = [
+    "ModelsBody",
+    "add_models",
+    "drain_model",
+    "drain_replica",
+    "install_admin",
+    "list_models",
+    "replace_model",
+    "require_admin",
+]
 
 logger = logging.getLogger("modelport.server")
 

@@ -11,15 +11,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-import modelport
+from modelport._version import __version__
 from modelport.server.admin import install_admin
 from modelport.server.docs import install_docs
 from modelport.server.errors import install_error_handlers
+from modelport.server.ops.tracking import RequestTracking
 from modelport.server.playground import install_playground
 from modelport.server.routes import router
 from modelport.server.state import ServerSettings, ServerState
-from modelport.server.tracking import RequestTracking
-from modelport.workers.models import ModelRegistry
+from modelport.workers.model_registry import ModelRegistry
 
 __all__ = ["create_app"]
 
@@ -57,7 +57,7 @@ def create_app(
 
     app = FastAPI(
         title=settings.title,
-        version=modelport.__version__,
+        version=__version__,
         description="OpenAI-compatible API for every model and chain registered with modelport.",
         docs_url=None,
         redoc_url=None,

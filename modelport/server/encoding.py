@@ -1,4 +1,4 @@
-"""Core events and results in OpenAI's wire shapes: chat chunks, chat completions, text completions."""
+"""Core events and results in OpenAI's wire shapes: chat chunks, chat completions, text completion chunks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ from modelport.core.events import Usage as CoreUsage
 from modelport.core.messages import content_text
 from modelport.server import protocol as wire
 
-__all__ = ["ChatChunkEncoder", "chat_completion", "logprobs", "text_logprobs", "usage", "wire_finish_reason"]
+__all__ = [
+    "DONE",
+    "ChatChunkEncoder",
+    "CompletionChunkEncoder",
+    "chat_completion",
+    "logprobs",
+    "text_logprobs",
+    "usage",
+    "wire_finish_reason",
+]
 
 DONE = b"data: [DONE]\n\n"
 
@@ -159,3 +168,46 @@ class ChatChunkEncoder:
             id=self.id, created=self.created, model=self.model, choices=[], usage=usage(self._usage)
         )
         return b"data: " + chunk.json_bytes() + b"\n\n" + DONE
+
+
+class CompletionChunkEncoder:
+    """Encodes one legacy text-completion stream as SSE ``data:`` lines.
+
+    Takes ``ChatChunkEncoder``'s arguments, and ``with_logprobs``: attach each delta's log
+    probabilities in the legacy shape (``tokens``, ``token_logprobs``, ``text_offset``).
+    """
+
+    def __init__(self, *, id: str, model: str, created: int, n: int, include_usage: bool, with_logprobs: bool) -> None:
+        self.id, self.model, self.created = id, model, created
+        self.include_usage = include_usage
+        self.with_logprobs = with_logprobs
+        self._offsets = [0] * n  # where each choice's next text starts, for text_offset
+        self._usage: CoreUsage | None = None
+
+    def _chunk(self, choices: list[wire.CompletionChoice], with_usage: wire.Usage | None = None) -> bytes:
+        out = wire.CompletionResponse(id=self.id, created=self.created, model=self.model, choices=choices)
+        if with_usage is not None:
+            out.usage = with_usage
+        return b"data: " + out.json_bytes() + b"\n\n"
+
+    def encode(self, event: StreamEvent) -> bytes:
+        """One event as one chunk (text and finishes; a text completion carries nothing else)."""
+        if isinstance(event, TextDelta):
+            offset = self._offsets[event.choice]
+            self._offsets[event.choice] += len(event.text)
+            found = text_logprobs(event.logprobs, offset) if self.with_logprobs else None
+            return self._chunk(
+                [wire.CompletionChoice(text=event.text, index=event.choice, logprobs=found, finish_reason=None)]
+            )
+        if isinstance(event, Finish):
+            if event.usage is not None:
+                self._usage = event.usage
+            reason = wire_finish_reason(event.reason)
+            return self._chunk(
+                [wire.CompletionChoice(text="", index=event.choice, logprobs=None, finish_reason=reason)]
+            )
+        return b""
+
+    def end(self) -> bytes:
+        """The usage chunk (when asked for) and ``[DONE]``."""
+        return (self._chunk([], usage(self._usage)) if self.include_usage else b"") + DONE

@@ -20,6 +20,7 @@ __all__ = [
     "ChatMessage",
     "ChunkChoice",
     "CompletionChoice",
+    "CompletionLogprobs",
     "CompletionRequest",
     "CompletionResponse",
     "Delta",
@@ -36,10 +37,11 @@ __all__ = [
     "ModelList",
     "StreamOptions",
     "TokenLogprob",
-    "TopLogprob",
     "ToolCall",
     "ToolCallChunk",
+    "TopLogprob",
     "Usage",
+    "WireResponse",
 ]
 
 
@@ -125,10 +127,13 @@ class EmbeddingRequest(_Request):
 # -- responses -----------------------------------------------------------------------------------
 
 
-class _Response(BaseModel):
+class WireResponse(BaseModel):
+    """Base of every answer body: strict fields, and JSON with unset optional fields left out."""
+
     model_config = ConfigDict(extra="forbid")
 
     def model_post_init(self, context: Any, /) -> None:
+        """Marks fields with a non-None default as set, so that they are always sent."""
         # Fields with a non-None default (``object``, ``role``, ``type``) are always sent;
         # fields defaulting to None are sent only when set.
         for name, info in type(self).model_fields.items():
@@ -140,7 +145,7 @@ class _Response(BaseModel):
         return self.model_dump_json(exclude_unset=True).encode()
 
 
-class TopLogprob(_Response):
+class TopLogprob(WireResponse):
     """An alternative token and its log probability."""
 
     token: str
@@ -148,7 +153,7 @@ class TopLogprob(_Response):
     bytes: list[int] | None
 
 
-class TokenLogprob(_Response):
+class TokenLogprob(WireResponse):
     """The log probability of one generated token (``ChatCompletionTokenLogprob``)."""
 
     token: str
@@ -157,21 +162,21 @@ class TokenLogprob(_Response):
     top_logprobs: list[TopLogprob]
 
 
-class Logprobs(_Response):
+class Logprobs(WireResponse):
     """Log probabilities of a choice or delta."""
 
     content: list[TokenLogprob] | None
     refusal: list[TokenLogprob] | None
 
 
-class FunctionCall(_Response):
+class FunctionCall(WireResponse):
     """The function a tool call invokes, with its JSON arguments."""
 
     name: str
     arguments: str
 
 
-class ToolCall(_Response):
+class ToolCall(WireResponse):
     """One complete tool call of an assistant message."""
 
     id: str
@@ -179,14 +184,14 @@ class ToolCall(_Response):
     function: FunctionCall
 
 
-class FunctionCallDelta(_Response):
+class FunctionCallDelta(WireResponse):
     """A fragment of a streamed function call."""
 
     name: str | None = None
     arguments: str | None = None
 
 
-class ToolCallChunk(_Response):
+class ToolCallChunk(WireResponse):
     """A streamed tool-call fragment (``ChatCompletionMessageToolCallChunk``)."""
 
     index: int
@@ -195,7 +200,7 @@ class ToolCallChunk(_Response):
     function: FunctionCallDelta | None = None
 
 
-class Usage(_Response):
+class Usage(WireResponse):
     """Token counts (``CompletionUsage``)."""
 
     prompt_tokens: int
@@ -205,7 +210,7 @@ class Usage(_Response):
     prompt_tokens_details: dict[str, int] | None = None
 
 
-class ChatMessage(_Response):
+class ChatMessage(WireResponse):
     """The assistant message of a whole chat completion."""
 
     role: Literal["assistant"] = "assistant"
@@ -215,7 +220,7 @@ class ChatMessage(_Response):
     reasoning_content: str | None = None
 
 
-class ChatChoice(_Response):
+class ChatChoice(WireResponse):
     """One choice of a whole chat completion."""
 
     index: int
@@ -224,7 +229,7 @@ class ChatChoice(_Response):
     logprobs: Logprobs | None
 
 
-class ChatCompletion(_Response):
+class ChatCompletion(WireResponse):
     """``CreateChatCompletionResponse``."""
 
     id: str
@@ -236,7 +241,7 @@ class ChatCompletion(_Response):
     system_fingerprint: str | None = None
 
 
-class Delta(_Response):
+class Delta(WireResponse):
     """What one stream chunk adds to a choice."""
 
     role: Literal["assistant"] | None = None
@@ -245,7 +250,7 @@ class Delta(_Response):
     tool_calls: list[ToolCallChunk] | None = None
 
 
-class ChunkChoice(_Response):
+class ChunkChoice(WireResponse):
     """One choice's part of a stream chunk."""
 
     index: int
@@ -254,7 +259,7 @@ class ChunkChoice(_Response):
     logprobs: Logprobs | None = None
 
 
-class ChatCompletionChunk(_Response):
+class ChatCompletionChunk(WireResponse):
     """``CreateChatCompletionStreamResponse``: one SSE ``data:`` payload."""
 
     id: str
@@ -266,7 +271,7 @@ class ChatCompletionChunk(_Response):
     system_fingerprint: str | None = None
 
 
-class CompletionLogprobs(_Response):
+class CompletionLogprobs(WireResponse):
     """The legacy completion's log probabilities: parallel lists, one entry per token."""
 
     tokens: list[str]
@@ -275,7 +280,7 @@ class CompletionLogprobs(_Response):
     text_offset: list[int]
 
 
-class CompletionChoice(_Response):
+class CompletionChoice(WireResponse):
     """One choice of a legacy text completion."""
 
     text: str
@@ -284,7 +289,7 @@ class CompletionChoice(_Response):
     finish_reason: str | None
 
 
-class CompletionResponse(_Response):
+class CompletionResponse(WireResponse):
     """``CreateCompletionResponse`` (also each chunk of its stream)."""
 
     id: str
@@ -296,7 +301,7 @@ class CompletionResponse(_Response):
     system_fingerprint: str | None = None
 
 
-class EmbeddingData(_Response):
+class EmbeddingData(WireResponse):
     """One vector: a float list, or base64 little-endian float32."""
 
     object: Literal["embedding"] = "embedding"
@@ -304,14 +309,14 @@ class EmbeddingData(_Response):
     embedding: list[float] | str
 
 
-class EmbeddingUsage(_Response):
+class EmbeddingUsage(WireResponse):
     """Tokens an embeddings request used."""
 
     prompt_tokens: int
     total_tokens: int
 
 
-class EmbeddingResponse(_Response):
+class EmbeddingResponse(WireResponse):
     """``CreateEmbeddingResponse``."""
 
     object: Literal["list"] = "list"
@@ -320,7 +325,7 @@ class EmbeddingResponse(_Response):
     usage: EmbeddingUsage
 
 
-class ModelCard(_Response):
+class ModelCard(WireResponse):
     """``Model``: one served model or chain."""
 
     id: str
@@ -329,14 +334,14 @@ class ModelCard(_Response):
     owned_by: str
 
 
-class ModelList(_Response):
+class ModelList(WireResponse):
     """``ListModelsResponse``."""
 
     object: Literal["list"] = "list"
     data: list[ModelCard]
 
 
-class ErrorBody(_Response):
+class ErrorBody(WireResponse):
     """OpenAI's error object."""
 
     message: str
@@ -345,7 +350,7 @@ class ErrorBody(_Response):
     code: str | None
 
 
-class ErrorResponse(_Response):
+class ErrorResponse(WireResponse):
     """``ErrorResponse``: the body of every 4xx and 5xx answer."""
 
     error: ErrorBody

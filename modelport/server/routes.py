@@ -1,4 +1,4 @@
-"""The HTTP routes: parse, hand to the serving functions, return. Nothing else happens here."""
+"""The HTTP routes: parse, hand to an endpoint (``server.endpoints``), return. Nothing else happens here."""
 
 from __future__ import annotations
 
@@ -9,15 +9,26 @@ from fastapi.responses import JSONResponse, Response
 
 from modelport.core.errors import ModelNotFoundError
 from modelport.server import protocol as wire
-from modelport.server.auth import ApiKey
-from modelport.server.metrics import CONTENT_TYPE
-from modelport.server.serving_chat import create_chat_completion
-from modelport.server.serving_completions import create_completion
-from modelport.server.serving_embeddings import create_embeddings
+from modelport.server.endpoints.chat import ChatEndpoint
+from modelport.server.endpoints.completions import CompletionsEndpoint
+from modelport.server.endpoints.embeddings import EmbeddingsEndpoint
+from modelport.server.ops.auth import ApiKey
+from modelport.server.ops.metrics import CONTENT_TYPE
+from modelport.server.ops.tracking import record_of
 from modelport.server.state import ServerState, get_state
-from modelport.server.tracking import record_of
 
-__all__ = ["router"]
+__all__ = [
+    "chat_completions",
+    "completions",
+    "embeddings",
+    "health",
+    "list_models",
+    "metrics",
+    "ready",
+    "require_key",
+    "retrieve_model",
+    "router",
+]
 
 State = Annotated[ServerState, Depends(get_state)]
 
@@ -45,19 +56,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 @v1.post("/chat/completions", responses=_ERRORS, response_model=wire.ChatCompletion)
 async def chat_completions(body: wire.ChatCompletionRequest, state: State, request: Request) -> Response:
     """Creates a chat completion; with ``stream`` it answers in server-sent events."""
-    return await create_chat_completion(state, body, record_of(request), request.is_disconnected)
+    return await ChatEndpoint(state, record_of(request), request.is_disconnected)(body)
 
 
 @v1.post("/completions", responses=_ERRORS, response_model=wire.CompletionResponse)
 async def completions(body: wire.CompletionRequest, state: State, request: Request) -> Response:
     """Legacy text completion; the prompt is sent as one user message through the chat template."""
-    return await create_completion(state, body, record_of(request), request.is_disconnected)
+    return await CompletionsEndpoint(state, record_of(request), request.is_disconnected)(body)
 
 
 @v1.post("/embeddings", responses=_ERRORS, response_model=wire.EmbeddingResponse)
 async def embeddings(body: wire.EmbeddingRequest, state: State, request: Request) -> Response:
     """Embeds text input."""
-    return await create_embeddings(state, body, record_of(request))
+    return await EmbeddingsEndpoint(state, record_of(request))(body)
 
 
 def _card(state: ServerState, name: str) -> wire.ModelCard:

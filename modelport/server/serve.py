@@ -77,7 +77,7 @@ def serve(app: FastAPI, *, host: str, port: int, log_level: str = "info") -> Non
         host=host,
         port=port,
         log_level=log_level,
-        log_config=None,  # modelport.server.logs has configured the loggers
+        log_config=None,  # modelport.server.ops.logs has configured the loggers
         access_log=False,  # modelport.access writes one richer line per request
         timeout_graceful_shutdown=2,  # the drain already ran; this only bounds the last bytes
         # Longer than the idle timeouts of clients and load balancers (60 s is common): a server

@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Literal
 from fastapi import Request
 
 from modelport.core.errors import ModelPortError
-from modelport.server.auth import ApiKey, ApiKeys, digest
-from modelport.server.lifecycle import Lifecycle
-from modelport.server.limits import FREE_SLOT, Limits, ModelLimiter, Slot
-from modelport.server.logs import AccessLog
-from modelport.server.metrics import ServerMetrics
-from modelport.server.quotas import KeyQuotas
-from modelport.server.tracking import RequestRecord
+from modelport.server.ops.auth import ApiKey, ApiKeys, digest
+from modelport.server.ops.lifecycle import Lifecycle
+from modelport.server.ops.limits import FREE_SLOT, Limits, ModelLimiter, Slot
+from modelport.server.ops.logs import AccessLog
+from modelport.server.ops.metrics import ServerMetrics
+from modelport.server.ops.quotas import KeyQuotas
+from modelport.server.ops.tracking import RequestRecord
 from modelport.workers.base import ChatWorker, EmbeddingWorker, EngineMetrics, Worker
-from modelport.workers.models import ModelRegistry
+from modelport.workers.model_registry import ModelRegistry
 
 if TYPE_CHECKING:
     from modelport.config import ServerConfig

@@ -1,9 +1,13 @@
-"""Workers: the protocol, the kind and model registries, and the built-in kinds."""
+"""Workers: the protocol, the kind and model registries, and everything that answers a request.
+
+The local pipeline (``local/``), its engines (``engines/``), the kinds (``kinds/``), remote
+clients (``remote/``) and replica sets (``replicas/``). May import ``core``; never a surface.
+"""
 
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
-from modelport.workers.local import LocalChatWorker
-from modelport.workers.models import BUILTIN_MODELS, ModelEntry, ModelRegistry, default_registry
-from modelport.workers.registry import ENTRY_POINT_GROUP, KindRegistry, register_worker, worker_kinds
+from modelport.workers.kind_registry import ENTRY_POINT_GROUP, KindRegistry, register_worker, worker_kinds
+from modelport.workers.local.worker import LocalChatWorker
+from modelport.workers.model_registry import BUILTIN_MODELS, ModelEntry, ModelRegistry, default_registry
 
 __all__ = [
     "BUILTIN_MODELS",

@@ -1,3 +1,5 @@
+"""The accumulator: stream events folded into whole results, choices and tool calls intact."""
+
 import pytest
 
 from modelport.core import (

@@ -1,3 +1,5 @@
+"""The error tree: statuses, codes, the named field, and errors that pickle whole."""
+
 from modelport.core import ContextLengthExceededError, ModelNotFoundError, RateLimitedError
 
 

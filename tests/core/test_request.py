@@ -1,3 +1,5 @@
+"""Chat and embedding requests: every field checked on construction, named when wrong."""
+
 import pytest
 
 from modelport.core import (

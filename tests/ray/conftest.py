@@ -18,7 +18,7 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 pytest.importorskip("ray.serve", reason="the ray extra is not installed")
 
 from modelport.ray.cluster import connect
-from modelport.workers.models import BUILTIN_MODELS
+from modelport.workers.model_registry import BUILTIN_MODELS
 from tests.loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -25,16 +25,7 @@ from tests.server.conftest import (  # noqa: F401
     aclient,
     client,
 )
-from tests.server.spec import SpecCheck
-
-# The plain server's tests that need no in-process objects, imported to run here as well.
-from tests.server.test_auth import (  # noqa: F401
-    test_a_bad_key_is_the_sdks_authentication_error,
-    test_a_missing_key_is_401,
-    test_every_configured_key_works,
-    test_health_and_docs_need_no_key,
-)
-from tests.server.test_chat import (  # noqa: F401
+from tests.server.endpoints.test_chat import (  # noqa: F401
     test_a_bad_threshold_is_a_400_naming_it,
     test_async_client_stream,
     test_auto_mode_calls_and_the_threshold_is_an_extra_body_field,
@@ -51,20 +42,30 @@ from tests.server.test_chat import (  # noqa: F401
     test_tool_results_round_trip,
     test_without_include_usage_there_is_no_usage_chunk,
 )
-from tests.server.test_completions import (  # noqa: F401
+from tests.server.endpoints.test_completions import (  # noqa: F401
     test_chains_still_answer_through_their_chat_template,
     test_echo_stop_n_and_seed,
     test_logprobs_line_up_with_the_text_whole_and_streamed,
     test_the_prompt_is_continued_as_raw_text,
     test_what_cannot_be_honoured_is_refused_by_name,
 )
-from tests.server.test_embeddings import (  # noqa: F401
+from tests.server.endpoints.test_embeddings import (  # noqa: F401
     test_a_chat_model_is_not_an_embedder,
     test_float_format_and_dimensions,
     test_langchain_openai_embeddings,
     test_sdk_default_base64_decodes_to_the_workers_vectors,
     test_token_arrays_are_refused_by_name,
 )
+
+# The plain server's tests that need no in-process objects, imported to run here as well.
+from tests.server.ops.test_auth import (  # noqa: F401
+    test_a_bad_key_is_the_sdks_authentication_error,
+    test_a_missing_key_is_401,
+    test_every_configured_key_works,
+    test_health_and_docs_need_no_key,
+)
+from tests.server.spec import SpecCheck
+from tests.server.test_docs import test_docs_work_offline  # noqa: F401
 from tests.server.test_errors import (  # noqa: F401
     test_a_body_that_is_not_an_object_is_400,
     test_a_failure_mid_stream_sends_an_error_event_then_done,
@@ -78,9 +79,8 @@ from tests.server.test_errors import (  # noqa: F401
     test_upstream_failures_keep_their_status,
     test_validation_errors_name_the_field,
 )
+from tests.server.test_health import test_health  # noqa: F401
 from tests.server.test_models import (  # noqa: F401
-    test_docs_work_offline,
-    test_health,
     test_list_and_retrieve,
     test_unknown_model_is_404_model_not_found,
 )

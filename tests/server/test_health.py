@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
 from fastapi.testclient import TestClient
 
 from modelport.server import create_app
@@ -43,3 +44,8 @@ def test_ready_once_every_preload_is_in() -> None:
             assert time.monotonic() < deadline
             time.sleep(0.05)
         assert client.get("/health/ready").json() == {"status": "ready"}
+
+
+def test_health(base_url: str) -> None:
+    body = httpx.get(base_url.removesuffix("/v1") + "/health").json()
+    assert body["status"] == "ok" and body["models"] >= 4

@@ -9,16 +9,14 @@ from typing import Any
 
 import httpx
 
-from modelport.core.errors import BadRequestError, UpstreamUnavailableError
+from modelport.core.errors import BadRequestError, ContentFilteredError, UpstreamUnavailableError
 from modelport.core.events import Finish, StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest
-from modelport.workers.registry import register_worker
 from modelport.workers.remote.base import REMOTE_CAPABILITIES, RemoteWorker, capabilities_from
 from modelport.workers.remote.dashscope_format import (
     EMBEDDING_PATH,
     GENERATION_PATH,
     REGIONS,
-    ContentFilteredError,
     DashScopeDecoder,
     chat_body,
     decode_embeddings,
@@ -42,7 +40,6 @@ _CAPABILITIES = replace(REMOTE_CAPABILITIES, vision=False)
 _EMBEDDING_BATCH = {"text-embedding-v1": 25, "text-embedding-v2": 25}
 
 
-@register_worker("dashscope")
 class DashScopeWorker(RemoteWorker):
     """Qwen chat and text embeddings over DashScope's native API.
 

@@ -23,9 +23,14 @@ from modelport.core.messages import content_text
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
 from modelport.core.tools import new_tool_call_id
 from modelport.workers.base import ChatWorker, EmbeddingWorker
-from modelport.workers.registry import register_worker
 
-__all__ = ["FakeChatWorker", "FakeEmbeddingWorker", "text_events", "tool_call_events"]
+__all__ = [
+    "FakeChatWorker",
+    "FakeEmbeddingWorker",
+    "reply_events",
+    "text_events",
+    "tool_call_events",
+]
 
 Script = Callable[[ChatRequest], Iterable[StreamEvent]]
 
@@ -125,7 +130,6 @@ def _capabilities(fields: Mapping[str, Any]) -> Capabilities:
     return Capabilities(**values)
 
 
-@register_worker("fake")
 class FakeChatWorker(ChatWorker):
     """A chat worker that plays back scripted answers.
 
@@ -208,7 +212,6 @@ class FakeChatWorker(ChatWorker):
             yield event
 
 
-@register_worker("fake-embeddings")
 class FakeEmbeddingWorker(EmbeddingWorker):
     """Deterministic embeddings from a hash of each text, for tests.
 

@@ -14,16 +14,16 @@ from modelport.core.capabilities import SAMPLING_FIELDS
 from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
 from modelport.workers.base import EngineMetrics
-from modelport.workers.chat_template import ChatTemplate
-from modelport.workers.closing import BudgetCloser
-from modelport.workers.constraints import JsonConstraint
-from modelport.workers.kinds.llama_cpp_engine import LlamaBatchEngine
-from modelport.workers.kinds.llama_cpp_sampling import SamplingSpec
-from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
-from modelport.workers.paths import check_path, resolve_path
-from modelport.workers.registry import register_worker
-from modelport.workers.text import ByteDecoder
-from modelport.workers.tool_choice import DEFAULT_THRESHOLD
+from modelport.workers.engines.llama_cpp import LlamaCppEngine
+from modelport.workers.engines.llama_cpp_sampler import SamplingSpec
+from modelport.workers.local.constrained.budget_closer import BudgetCloser
+from modelport.workers.local.constrained.constraints import JsonConstraint
+from modelport.workers.local.generation import GenerationParams, GenerationStats, Prompt
+from modelport.workers.local.incremental_text import ByteDecoder
+from modelport.workers.local.template_renderer import ChatTemplate
+from modelport.workers.local.tool_choice import DEFAULT_THRESHOLD
+from modelport.workers.local.worker import LocalChatWorker
+from modelport.workers.model_files import check_path, resolve_path
 
 __all__ = ["LlamaCppWorker"]
 
@@ -31,7 +31,6 @@ __all__ = ["LlamaCppWorker"]
 _TOKENIZER_CTX = 256
 
 
-@register_worker("llama-cpp")
 class LlamaCppWorker(LocalChatWorker):
     """Runs a GGUF model with llama.cpp, prompting through the GGUF's own chat template.
 
@@ -55,7 +54,7 @@ class LlamaCppWorker(LocalChatWorker):
         context_overflow: ``"clamp"`` (the default) shortens a ``max_tokens`` that does not fit
             after the prompt, ending with ``length``; ``"error"`` refuses it with a 400.
         tool_call_threshold: In ``auto`` tool mode, how sure the model must be that a call beats
-            a plain answer (see ``modelport.workers.tool_choice``); requests may override it.
+            a plain answer (see ``modelport.workers.local.tool_choice``); requests may override it.
         verbose: Let llama.cpp log to stderr.
         **llama_kwargs: Passed to ``llama_cpp.Llama`` (context settings such as ``type_k`` carry
             over to the engine's context).
@@ -129,7 +128,7 @@ class LlamaCppWorker(LocalChatWorker):
         if not source:
             self.llm.close()
             raise BadRequestError(f"{path.name} has no chat template; pass chat_template", param="chat_template")
-        self.engine = LlamaBatchEngine(
+        self.engine = LlamaCppEngine(
             self.llm,
             n_parallel=n_parallel,
             n_ctx=window,
@@ -255,6 +254,6 @@ class LlamaCppWorker(LocalChatWorker):
         self.llm = None
 
 
-def _close_llama(engine: LlamaBatchEngine, llm: Any) -> None:
+def _close_llama(engine: LlamaCppEngine, llm: Any) -> None:
     engine.close()
     llm.close()

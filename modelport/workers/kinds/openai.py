@@ -11,7 +11,6 @@ import httpx
 from modelport.core.errors import BadRequestError
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest
-from modelport.workers.registry import register_worker
 from modelport.workers.remote.base import REMOTE_CAPABILITIES, RemoteWorker, capabilities_from
 from modelport.workers.remote.http import HttpClient
 from modelport.workers.remote.openai_format import (
@@ -29,7 +28,6 @@ __all__ = ["OPENAI_BASE_URL", "OpenAIWorker"]
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
 
-@register_worker("openai")
 class OpenAIWorker(RemoteWorker):
     """Chat and embeddings through an OpenAI-compatible HTTP API, sync and natively async.
 

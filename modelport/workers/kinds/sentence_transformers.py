@@ -10,14 +10,12 @@ from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError
 from modelport.core.request import EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import EmbeddingWorker
-from modelport.workers.kinds.sentence_transformers_batch import EmbeddingBatcher
-from modelport.workers.paths import check_path, resolve_path
-from modelport.workers.registry import register_worker
+from modelport.workers.engines.sentence_transformers import SentenceTransformersEngine
+from modelport.workers.model_files import check_path, resolve_path
 
 __all__ = ["SentenceTransformersWorker"]
 
 
-@register_worker("sentence-transformers")
 class SentenceTransformersWorker(EmbeddingWorker):
     """Embeds texts with ``SentenceTransformer.encode``.
 
@@ -68,7 +66,9 @@ class SentenceTransformersWorker(EmbeddingWorker):
         self.dimensions = int(dimension())
         # Concurrent calls merge into one encode, so the server may let this many in at once.
         self.parallelism = max_batch_texts
-        self._batcher = EmbeddingBatcher(self._encode, max_batch_texts=max_batch_texts, batch_wait_s=batch_wait_s)
+        self._batcher = SentenceTransformersEngine(
+            self._encode, max_batch_texts=max_batch_texts, batch_wait_s=batch_wait_s
+        )
         # Stopped at interpreter exit too, before torch's C++ statics are destroyed.
         self._finalizer = weakref.finalize(self, self._batcher.close)
         self.capabilities = Capabilities(

@@ -11,14 +11,14 @@ from modelport.core.capabilities import SAMPLING_FIELDS
 from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
 from modelport.workers.base import EngineMetrics
-from modelport.workers.closing import BudgetCloser
-from modelport.workers.constraints import JsonConstraint
-from modelport.workers.kinds.transformers_batch import GenerateBatcher, RowRequest
-from modelport.workers.local import GenerationParams, GenerationStats, LocalChatWorker, Prompt
-from modelport.workers.paths import check_path, resolve_path
-from modelport.workers.registry import register_worker
-from modelport.workers.text import TokenDecoder
-from modelport.workers.tool_choice import DEFAULT_THRESHOLD
+from modelport.workers.engines.transformers import TransformersEngine, TransformersJob
+from modelport.workers.local.constrained.budget_closer import BudgetCloser
+from modelport.workers.local.constrained.constraints import JsonConstraint
+from modelport.workers.local.generation import GenerationParams, GenerationStats, Prompt
+from modelport.workers.local.incremental_text import TokenDecoder
+from modelport.workers.local.tool_choice import DEFAULT_THRESHOLD
+from modelport.workers.local.worker import LocalChatWorker
+from modelport.workers.model_files import check_path, resolve_path
 
 __all__ = ["TransformersWorker"]
 
@@ -41,7 +41,6 @@ def _quantization_config(quantization: str | None, device_map: Any) -> Any:
     return BitsAndBytesConfig(load_in_8bit=True)
 
 
-@register_worker("transformers")
 class TransformersWorker(LocalChatWorker):
     """Runs ``AutoModelForCausalLM`` with the tokenizer's chat template.
 
@@ -60,7 +59,7 @@ class TransformersWorker(LocalChatWorker):
         context_overflow: ``"clamp"`` (the default) shortens a ``max_tokens`` that does not fit
             after the prompt, ending with ``length``; ``"error"`` refuses it with a 400.
         tool_call_threshold: In ``auto`` tool mode, how sure the model must be that a call beats
-            a plain answer (see ``modelport.workers.tool_choice``); requests may override it.
+            a plain answer (see ``modelport.workers.local.tool_choice``); requests may override it.
     """
 
     sampling_fields = SAMPLING_FIELDS
@@ -125,7 +124,7 @@ class TransformersWorker(LocalChatWorker):
         self._grammar_lock = threading.Lock()
         # One long-lived owner thread runs every generate: torch's OpenMP team is built once.
         pad = self.tokenizer.pad_token_id
-        self._batcher = GenerateBatcher(
+        self._batcher = TransformersEngine(
             self.model,
             pad_id=pad if pad is not None else next(iter(self._eos_ids), 0),
             eos_ids=self._eos_ids,
@@ -208,7 +207,7 @@ class TransformersWorker(LocalChatWorker):
         )
         return self._read(rows[0], halts[0], stats[0]), self._read(rows[1], halts[1], stats[1])
 
-    def _read(self, row: RowRequest, halt: threading.Event, stats: GenerationStats) -> Iterator[str]:
+    def _read(self, row: TransformersJob, halt: threading.Event, stats: GenerationStats) -> Iterator[str]:
         stats.scores = row.scores  # filled by the batching thread as it picks
         decoder = TokenDecoder(self._detokenize)
         try:

@@ -1,7 +1,6 @@
-"""What the remote worker kinds share.
+"""What the remote worker kinds share: the HTTP client with retries, SSE, secrets, wire formats.
 
-The HTTP client with retries, SSE decoding, secret handling and the tool-call
-delta normaliser.
+May import ``core`` and ``workers.base``; never a surface.
 """
 
 from modelport.workers.remote.http import HttpClient, HttpStatusError

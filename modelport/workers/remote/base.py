@@ -11,7 +11,7 @@ from modelport.core.capabilities import SAMPLING_FIELDS, Capabilities
 from modelport.core.errors import BadRequestError
 from modelport.core.request import EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import ChatWorker, EmbeddingWorker
-from modelport.workers.remote.embedding import batches, combine
+from modelport.workers.remote.embedding_batches import batches, combine
 from modelport.workers.remote.http import HttpClient
 
 __all__ = ["REMOTE_CAPABILITIES", "RemoteWorker", "capabilities_from"]

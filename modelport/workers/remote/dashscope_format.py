@@ -13,6 +13,7 @@ from typing import Any
 from modelport.core.errors import (
     AuthenticationError,
     BadRequestError,
+    ContentFilteredError,
     ModelNotFoundError,
     ModelPortError,
     RateLimitedError,
@@ -29,7 +30,6 @@ from modelport.workers.remote.sse import SSEDecoder
 __all__ = [
     "GENERATION_PATH",
     "REGIONS",
-    "ContentFilteredError",
     "DashScopeDecoder",
     "chat_body",
     "decode_embeddings",
@@ -44,15 +44,6 @@ REGIONS: Mapping[str, str] = {
 }
 GENERATION_PATH = "services/aigc/text-generation/generation"
 EMBEDDING_PATH = "services/embeddings/text-embedding/text-embedding"
-
-
-class ContentFilteredError(BadRequestError):
-    """DashScope's data inspection refused the input or the output.
-
-    The worker turns it into finish reason ``content_filter``, as OpenAI reports it.
-    """
-
-    code = "content_filter"
 
 
 def _message(message: Any) -> dict[str, Any]:

@@ -5,6 +5,10 @@ retries and fallbacks without knowing it exists. Each replica keeps its own conc
 a request waits (in a bounded queue) only when every ready replica is at its limit.
 """
 
+# The routing code takes the role a worker plays (ChatWorker, EmbeddingWorker) as a class to check
+# against; both are abstract, which mypy refuses for type[T] unless told otherwise.
+# mypy: disable-error-code="type-abstract"
+
 from __future__ import annotations
 
 import asyncio
@@ -12,15 +16,15 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
+from typing import Any, TypeVar
 
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError, RateLimitedError, UpstreamUnavailableError
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
-from modelport.workers.registry import KindRegistry, register_worker, worker_kinds
+from modelport.workers.kind_registry import KindRegistry, worker_kinds
 from modelport.workers.replicas.replica import HealthPolicy, Replica, ReplicaState, counts_against
 from modelport.workers.replicas.routing import strategy as make_strategy
 
@@ -31,8 +35,9 @@ logger = logging.getLogger("modelport.replicas")
 # How often a request waiting for a free replica looks again.
 _POLL_S = 0.002
 
+W = TypeVar("W", ChatWorker, EmbeddingWorker)
 
-@register_worker("replica-set")
+
 class ReplicaSet(ChatWorker, EmbeddingWorker):
     """Routes each request to one of several replicas of a model.
 
@@ -252,177 +257,72 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
             retry_after=1.0,
         )
 
-    def _claim(self, tried: set[str]) -> Replica | None:
-        waiting = False
-        try:
-            while True:
-                got = self._try_claim(tried)
-                if got is not False:
-                    return got  # type: ignore[return-value]
-                if not waiting:
-                    if self.waiting >= self._queue_limit():
-                        raise self._full()
-                    self.waiting += 1
-                    waiting = True
-                time.sleep(_POLL_S)
-        finally:
-            if waiting:
-                self.waiting -= 1
-
-    async def _aclaim(self, tried: set[str]) -> Replica | None:
-        waiting = False
-        try:
-            while True:
-                got = self._try_claim(tried)
-                if got is not False:
-                    return got  # type: ignore[return-value]
-                if not waiting:
-                    if self.waiting >= self._queue_limit():
-                        raise self._full()
-                    self.waiting += 1
-                    waiting = True
-                await asyncio.sleep(_POLL_S)
-        finally:
-            if waiting:
-                self.waiting -= 1
-
     def _unavailable(self, last: BaseException | None) -> UpstreamUnavailableError:
         states = ", ".join(f"{r.id}: {r.state.value}" for r in self._replicas) or "no replicas"
         reason = f"; last error: {getattr(last, 'message', last)}" if last is not None else ""
         return UpstreamUnavailableError(f"no replica of {self.name!r} can serve ({states}){reason}", status_code=503)
 
-    def _fallback_workers(self) -> Iterator[tuple[str, Worker]]:
+    def _fallback(self, role: type[W]) -> tuple[str, W] | None:
+        """The first fallback model that loads and plays ``role``."""
         for name in self._fallbacks:
             if self._registry is None:
-                return
+                return None
             try:
-                yield name, self._registry.load(name)
+                worker = self._registry.load(name)
             except Exception as error:  # noqa: BLE001 - a fallback that cannot load is skipped
                 logger.warning("fallback %s for %s is unavailable: %s", name, self.name, error)
+                continue
+            if isinstance(worker, role):
+                return name, worker
+        return None
+
+    # The twins below only do I/O (sleeping, calling the replica); ``_Route`` decides.
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
         """Streams from one replica; a failure before any output is retried once on another."""
-        tried: set[str] = set()
-        last: BaseException | None = None
-        for _ in range(2):
-            replica = self._claim(tried)
-            if replica is None:
-                break
-            tried.add(replica.id)
-            sent, error = False, None
-            try:
-                worker = replica.worker
-                assert isinstance(worker, ChatWorker)
-                with contextlib.closing(worker.stream(request)) as events:  # type: ignore[type-var]
+        route = _Route(self)
+        while (replica := _claim_blocking(route)) is not None:
+            with route.attempt(replica) as attempt:
+                with contextlib.closing(attempt.worker(ChatWorker).stream(request)) as events:  # type: ignore[type-var]
                     for event in events:
-                        sent = True
+                        attempt.sent = True
                         yield event
                 return
-            except Exception as exc:
-                error = exc
-                if sent or not counts_against(exc):
-                    raise
-                last = exc
-                logger.warning("replica %s failed before any output (%s); trying another", replica.id, exc)
-            finally:
-                replica.release(error)
-        for name, fallback in self._fallback_workers():
-            if isinstance(fallback, ChatWorker):
-                logger.warning("no replica of %s can serve; falling back to %s", self.name, name)
-                yield from fallback.stream(request)
-                return
-        raise self._unavailable(last)
+        yield from route.fall_back(ChatWorker).stream(request)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
         """Streams from one replica, natively async; same retry and fallback rules as ``stream``."""
-        tried: set[str] = set()
-        last: BaseException | None = None
-        for _ in range(2):
-            replica = await self._aclaim(tried)
-            if replica is None:
-                break
-            tried.add(replica.id)
-            sent, error = False, None
-            try:
-                worker = replica.worker
-                assert isinstance(worker, ChatWorker)
-                events = worker.astream(request)
+        route = _Route(self)
+        while (replica := await _claim_async(route)) is not None:
+            with route.attempt(replica) as attempt:
+                events = attempt.worker(ChatWorker).astream(request)
                 try:
                     async for event in events:
-                        sent = True
+                        attempt.sent = True
                         yield event
                 finally:
                     close = getattr(events, "aclose", None)  # stop the replica's generation too
                     if close is not None:
                         await close()
                 return
-            except Exception as exc:
-                error = exc
-                if sent or not counts_against(exc):
-                    raise
-                last = exc
-                logger.warning("replica %s failed before any output (%s); trying another", replica.id, exc)
-            finally:
-                replica.release(error)
-        for name, fallback in self._fallback_workers():
-            if isinstance(fallback, ChatWorker):
-                logger.warning("no replica of %s can serve; falling back to %s", self.name, name)
-                async for event in fallback.astream(request):
-                    yield event
-                return
-        raise self._unavailable(last)
+        async for event in route.fall_back(ChatWorker).astream(request):
+            yield event
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embeds on one replica, retried once on another after a replica's failure."""
-        tried: set[str] = set()
-        last: BaseException | None = None
-        for _ in range(2):
-            replica = self._claim(tried)
-            if replica is None:
-                break
-            tried.add(replica.id)
-            error = None
-            try:
-                worker = replica.worker
-                if not isinstance(worker, EmbeddingWorker):
-                    raise BadRequestError(f"the model {self.name!r} does not support embeddings", param="model")
-                return worker.embed(request)
-            except Exception as exc:
-                error = last = exc
-                if not counts_against(exc):
-                    raise
-            finally:
-                replica.release(error)
-        for _, fallback in self._fallback_workers():
-            if isinstance(fallback, EmbeddingWorker):
-                return fallback.embed(request)
-        raise self._unavailable(last)
+        route = _Route(self)
+        while (replica := _claim_blocking(route)) is not None:
+            with route.attempt(replica) as attempt:
+                return attempt.worker(EmbeddingWorker).embed(request)
+        return route.fall_back(EmbeddingWorker).embed(request)
 
     async def aembed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embeds natively async; same rules as ``embed``."""
-        tried: set[str] = set()
-        last: BaseException | None = None
-        for _ in range(2):
-            replica = await self._aclaim(tried)
-            if replica is None:
-                break
-            tried.add(replica.id)
-            error = None
-            try:
-                worker = replica.worker
-                if not isinstance(worker, EmbeddingWorker):
-                    raise BadRequestError(f"the model {self.name!r} does not support embeddings", param="model")
-                return await worker.aembed(request)
-            except Exception as exc:
-                error = last = exc
-                if not counts_against(exc):
-                    raise
-            finally:
-                replica.release(error)
-        for _, fallback in self._fallback_workers():
-            if isinstance(fallback, EmbeddingWorker):
-                return await fallback.aembed(request)
-        raise self._unavailable(last)
+        route = _Route(self)
+        while (replica := await _claim_async(route)) is not None:
+            with route.attempt(replica) as attempt:
+                return await attempt.worker(EmbeddingWorker).aembed(request)
+        return await route.fall_back(EmbeddingWorker).aembed(request)
 
     # -- health and shutdown -------------------------------------------------------------------
 
@@ -454,3 +354,117 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
         self._closing.set()
         for replica in list(self._replicas):
             replica.stop()
+
+
+class _Attempt:
+    """One try on one replica: frees the replica after, and swallows a failure worth retrying."""
+
+    def __init__(self, route: _Route, replica: Replica) -> None:
+        self._route = route
+        self.replica = replica
+        self.sent = False  # whether any output reached the caller (then nothing is retried)
+
+    def worker(self, role: type[W]) -> W:
+        """The replica's worker in ``role``, or a 400 naming the model when it cannot play it."""
+        worker = self.replica.worker
+        if not isinstance(worker, role):
+            what = "embeddings" if role is EmbeddingWorker else "chat"
+            raise BadRequestError(f"the model {self._route.owner.name!r} does not support {what}", param="model")
+        return worker
+
+    def __enter__(self) -> _Attempt:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: object) -> bool:
+        failure = error if isinstance(error, Exception) else None
+        self.replica.release(failure)
+        return failure is not None and self._route.retries(self.replica, failure, self.sent)
+
+
+class _Route:
+    """One request's way through a set, without I/O: which replica, retry or not, then fallbacks.
+
+    A request tries at most two replicas: one that fails before any output (in a way that counts
+    against the replica) is retried once on another. When none can serve, the set's fallbacks
+    are tried in order; when none of them can, the request fails with the replicas' states.
+    """
+
+    _TRIES = 2
+
+    def __init__(self, owner: ReplicaSet) -> None:
+        self.owner = owner
+        self.tried: set[str] = set()
+        self.last: BaseException | None = None
+
+    def claims(self) -> Generator[float, None, Replica | None]:
+        """Yields how long to sleep while every replica is busy; returns the claimed replica.
+
+        Returns ``None`` when no replica can serve (or this request has had its tries).
+
+        Raises:
+            RateLimitedError: When the set's queue is full.
+        """
+        owner = self.owner
+        if len(self.tried) >= self._TRIES:
+            return None
+        waiting = False
+        try:
+            while True:
+                got = owner._try_claim(self.tried)
+                if isinstance(got, Replica):
+                    self.tried.add(got.id)
+                    return got
+                if got is None:
+                    return None
+                if not waiting:
+                    if owner.waiting >= owner._queue_limit():
+                        raise owner._full()
+                    owner.waiting += 1
+                    waiting = True
+                yield _POLL_S
+        finally:
+            if waiting:
+                owner.waiting -= 1
+
+    def attempt(self, replica: Replica) -> _Attempt:
+        """The context one try runs in."""
+        return _Attempt(self, replica)
+
+    def retries(self, replica: Replica, error: Exception, sent: bool) -> bool:
+        """Whether ``error`` on ``replica`` is worth another replica (else it propagates)."""
+        if sent or not counts_against(error):
+            return False
+        self.last = error
+        logger.warning("replica %s failed before any output (%s); trying another", replica.id, error)
+        return True
+
+    def fall_back(self, role: type[W]) -> W:
+        """The fallback that serves once no replica can.
+
+        Raises:
+            UpstreamUnavailableError: If there is none (naming each replica's state).
+        """
+        found = self.owner._fallback(role)
+        if found is None:
+            raise self.owner._unavailable(self.last)
+        name, worker = found
+        logger.warning("no replica of %s can serve; falling back to %s", self.owner.name, name)
+        return worker
+
+
+def _claim_blocking(route: _Route) -> Replica | None:
+    claims = route.claims()
+    try:
+        while True:
+            time.sleep(next(claims))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+async def _claim_async(route: _Route) -> Replica | None:
+    claims = route.claims()
+    try:
+        while True:  # noqa: ASYNC110 - polls a lock-free count that sync callers share
+            await asyncio.sleep(next(claims))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]

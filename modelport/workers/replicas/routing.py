@@ -12,7 +12,16 @@ import random
 from collections.abc import Sequence
 from typing import Protocol
 
-__all__ = ["STRATEGIES", "Routable", "Strategy", "strategy"]
+__all__ = [
+    "LeastBusy",
+    "PowerOfTwo",
+    "RoundRobin",
+    "Routable",
+    "STRATEGIES",
+    "Strategy",
+    "Weighted",
+    "strategy",
+]
 
 
 class Routable(Protocol):

@@ -1,0 +1,307 @@
+"""The config file's schema and loader: every section checked in full before anything loads.
+
+Each model's ``params`` are checked against its kind (``modelport.workers.entry_params``); the
+``ray:`` blocks' schema is ``modelport.config.ray_options``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from modelport.config.ray_options import DeploymentOptions, RaySection
+from modelport.core.errors import BadRequestError, ConfigError
+from modelport.workers.entry_params import check_params, did_you_mean
+from modelport.workers.kind_registry import KindRegistry, worker_kinds
+from modelport.workers.model_registry import BUILTIN_MODELS, ModelEntry, ModelRegistry
+
+__all__ = [
+    "ChainConfig",
+    "Config",
+    "ConfigError",
+    "KeyConfig",
+    "LimitsConfig",
+    "ModelConfig",
+    "RouterConfig",
+    "ServerConfig",
+    "config_error",
+    "load_config",
+    "parse_config",
+]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LimitsConfig(_Section):
+    """A model's ``limits:`` block."""
+
+    max_concurrency: int | None = Field(default=None, ge=1, description="requests at once")
+    max_queue: int | None = Field(default=None, ge=0, description="requests waiting before 429")
+
+
+class ModelConfig(_Section):
+    """One ``models:`` entry: a name bound to a worker kind and its parameters.
+
+    Several entries may share a name (LiteLLM's convention): they become replicas of one model,
+    routed by the ``router:`` block. ``replicas: N`` is shorthand for N copies of an entry.
+    """
+
+    name: str = Field(min_length=1)
+    kind: str = Field(min_length=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+    limits: LimitsConfig | None = None
+    replicas: int = Field(default=1, ge=1)
+    weight: float = Field(default=1.0, gt=0, description="share of traffic under the weighted strategy")
+    id: str | None = Field(default=None, min_length=1, description="the replica's id (default NAME-N)")
+    ray: DeploymentOptions | None = Field(default=None, description="its Serve deployment's options (--backend ray)")
+
+    def _limits(self) -> dict[str, int]:
+        return {} if self.limits is None else self.limits.model_dump(exclude_none=True)
+
+    def entry(self) -> ModelEntry:
+        """The registry entry of a model served by this entry alone."""
+        return ModelEntry(self.name, self.kind, dict(self.params), self.description, self._limits())
+
+    def members(self) -> list[dict[str, Any]]:
+        """This entry as replica-set members, one per replica."""
+        out = []
+        for i in range(self.replicas):
+            member: dict[str, Any] = {"kind": self.kind, "params": dict(self.params), "weight": self.weight}
+            if self.limits is not None:
+                member["limits"] = self._limits()
+            if self.id is not None:
+                member["id"] = self.id if self.replicas == 1 else f"{self.id}-{i}"
+            out.append(member)
+        return out
+
+
+Strategy = Literal["least_busy", "power_of_two", "weighted", "round_robin"]
+
+
+class RouterConfig(_Section):
+    """The ``router:`` block: how replicas of one name share traffic and are watched."""
+
+    strategy: Strategy = "least_busy"
+    per_model: dict[str, Strategy] = Field(default_factory=dict)
+    health_check_period_s: float = Field(default=10.0, gt=0)
+    health_check_timeout_s: float = Field(default=5.0, gt=0)
+    allowed_fails: int = Field(default=3, ge=1)
+    cooldown_s: float = Field(default=5.0, ge=0)
+
+    def params_for(self, name: str) -> dict[str, Any]:
+        """The replica-set parameters of model ``name``."""
+        return {
+            "strategy": self.per_model.get(name, self.strategy),
+            "health_check_period_s": self.health_check_period_s,
+            "health_check_timeout_s": self.health_check_timeout_s,
+            "allowed_fails": self.allowed_fails,
+            "cooldown_s": self.cooldown_s,
+        }
+
+
+class ChainConfig(_Section):
+    """One ``chains:`` entry: a LangChain runnable built by ``factory`` (``module:function``)."""
+
+    name: str = Field(min_length=1)
+    factory: str = Field(pattern=r"^[\w.]+:[\w.]+$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    description: str = ""
+    ray: DeploymentOptions | None = Field(default=None, description="its Serve deployment's options (--backend ray)")
+
+    def entry(self) -> ModelEntry:
+        """The ``runnable`` entry that serves the chain."""
+        return ModelEntry(self.name, "runnable", {"factory": self.factory, **self.params}, self.description)
+
+
+class KeyConfig(_Section):
+    """One API key with its own limits; ``key`` or its ``sha256``, so the file need hold no secret."""
+
+    name: str = Field(min_length=1)
+    key: str | None = Field(default=None, min_length=1)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    models: list[str] | None = None
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute")
+    tpm: int | None = Field(default=None, ge=1, description="prompt plus completion tokens per minute")
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> KeyConfig:
+        if (self.key is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of 'key' and 'sha256'")
+        return self
+
+
+class ServerConfig(_Section):
+    """The ``server:`` section."""
+
+    api_keys: list[str] = Field(default_factory=list)
+    keys: list[KeyConfig] = Field(default_factory=list)
+    admin_keys: list[str] = Field(default_factory=list, description="keys of the /admin API (none: not mounted)")
+    max_concurrency: int | None = Field(default=None, ge=1)
+    max_queue: int | None = Field(default=None, ge=0)
+    drain_timeout_s: float = Field(default=30.0, ge=0)
+    preload: bool = False
+    metrics_public: bool = False
+    playground: bool = True
+    log_format: Literal["text", "json"] = "text"
+    title: str = "modelport"
+
+    @model_validator(mode="after")
+    def _unique_key_names(self) -> ServerConfig:
+        names = [k.name for k in self.keys]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"key names must be unique; repeated: {', '.join(duplicated)}")
+        return self
+
+
+class Config(_Section):
+    """A whole config file."""
+
+    models: list[ModelConfig] = Field(default_factory=list)
+    chains: list[ChainConfig] = Field(default_factory=list)
+    server: ServerConfig = ServerConfig()
+    router: RouterConfig = RouterConfig()
+    fallbacks: dict[str, list[str]] = Field(default_factory=dict)
+    ray: RaySection = RaySection()
+
+    def entries(self) -> list[ModelEntry]:
+        """The file's models (one entry per name: several replicas become a replica set), then its chains."""
+        groups: dict[str, list[ModelConfig]] = {}
+        for model in self.models:
+            groups.setdefault(model.name, []).append(model)
+        out = []
+        for name, group in groups.items():
+            # One replica stays a plain model unless routing is configured for it (fallbacks or a
+            # strategy of its own), which only a replica set carries out.
+            routed = name in self.fallbacks or name in self.router.per_model
+            if sum(m.replicas for m in group) == 1 and not routed:
+                out.append(group[0].entry())
+                continue
+            params = {
+                "members": [member for m in group for member in m.members()],
+                "name": name,
+                "fallbacks": list(self.fallbacks.get(name, ())),
+                **self.router.params_for(name),
+            }
+            out.append(ModelEntry(name, "replica-set", params, group[0].description))
+        return out + [c.entry() for c in self.chains]
+
+    def registry(self, *, include_builtin: bool = True) -> ModelRegistry:
+        """A registry of the built-ins (unless left out) with this file's entries over them."""
+        registry = ModelRegistry(BUILTIN_MODELS if include_builtin else ())
+        for entry in self.entries():
+            registry.add(entry, replace=True)
+        return registry
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _section_at(loc: tuple[int | str, ...], root: type[BaseModel]) -> type[BaseModel] | None:
+    """The schema class that holds the key at ``loc`` (for "did you mean" suggestions)."""
+    current: Any = root
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        current = current.model_fields[part].annotation
+        while get_origin(current) is not None:  # list[X], X | None
+            current = next((a for a in get_args(current) if a is not type(None)), None)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def config_error(error: ValidationError, root: type[BaseModel] | None = None) -> ConfigError:
+    """The first problem of a failed validation of ``root`` (the whole file by default), by path."""
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    # A model-level validator reports at its section; its message starts "Value error, ".
+    message = re.sub(r"^Value error, ", "", first["msg"])
+    if first["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        section = _section_at(loc, root or Config)
+        hint = did_you_mean(key, section.model_fields) if section is not None else ""
+        known = f" (known: {', '.join(section.model_fields)})" if section is not None and not hint else ""
+        message = f"unknown key {key!r}{hint}{known}"
+    elif first["type"] == "missing":
+        message = "a required key is missing"
+    path = _path(loc) or "config"
+    more = len(error.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return ConfigError(message + suffix, param=path)
+
+
+def parse_config(data: Any, *, kinds: KindRegistry = worker_kinds) -> Config:
+    """Validates a parsed config, each model's params against its kind included.
+
+    Raises:
+        ConfigError: Naming the first offending key by its path.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError("the config must be a mapping with models, chains and server sections", param="config")
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as error:
+        raise config_error(error) from None
+    _check_names(config)
+    for i, model in enumerate(config.models):
+        where = f"models[{i}]"
+        try:
+            factory = kinds.get(model.kind)
+        except BadRequestError:
+            known = kinds.names()
+            raise ConfigError(
+                f"unknown kind {model.kind!r}{did_you_mean(model.kind, known)} (known: {', '.join(known)})",
+                param=f"{where}.kind",
+            ) from None
+        try:
+            check_params(factory, model.params, kind=model.kind, where=where)
+        except BadRequestError as error:
+            raise ConfigError(error.message.removeprefix(f"{error.param}: "), param=error.param) from None
+    return config
+
+
+def _check_names(config: Config) -> None:
+    """Names that ``fallbacks`` and ``router.per_model`` refer to must exist."""
+    own = {m.name for m in config.models}
+    known = own | {c.name for c in config.chains} | {e.name for e in BUILTIN_MODELS}
+    for name in config.router.per_model:
+        if name not in own:
+            raise ConfigError(
+                f"no model {name!r} in this file{did_you_mean(name, own)}", param=f"router.per_model.{name}"
+            )
+    for name, targets in config.fallbacks.items():
+        if name not in own:
+            raise ConfigError(f"no model {name!r} in this file{did_you_mean(name, own)}", param=f"fallbacks.{name}")
+        for i, target in enumerate(targets):
+            if target not in known or target == name:
+                hint = "a model cannot fall back to itself" if target == name else f"no model {target!r}"
+                raise ConfigError(f"{hint}{did_you_mean(target, known - {name})}", param=f"fallbacks.{name}[{i}]")
+
+
+def load_config(path: str | Path, *, kinds: KindRegistry = worker_kinds) -> Config:
+    """Reads and validates a YAML config file.
+
+    Raises:
+        ConfigError: If the file is missing, is not YAML, or does not match the schema.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigError(f"cannot read config {path}: {error}", param="config") from None
+    return parse_config(data, kinds=kinds)

