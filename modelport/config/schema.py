@@ -7,7 +7,7 @@ Each model's ``params`` are checked against its kind (``modelport.workers.entry_
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
@@ -151,6 +151,8 @@ class ServerConfig(_Section):
     playground: bool = True
     log_format: Literal["text", "json"] = "text"
     title: str = "modelport"
+    max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1, description="largest body taken (else 413)")
+    max_embedding_tokens: int = Field(default=300_000, ge=1, description="tokens in one embedding request")
 
     @model_validator(mode="after")
     def _unique_key_names(self) -> ServerConfig:
@@ -222,31 +224,41 @@ def _section_at(loc: tuple[int | str, ...], root: type[BaseModel]) -> type[BaseM
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def config_error(error: ValidationError, root: type[BaseModel] | None = None) -> ConfigError:
-    """The first problem of a failed validation of ``root`` (the whole file by default), by path."""
-    first = error.errors()[0]
-    loc = tuple(first["loc"])
+def _problem(found: Any, root: type[BaseModel]) -> tuple[str, str]:
+    """One pydantic error as ``(path, message)``."""
+    loc = tuple(found["loc"])
     # A model-level validator reports at its section; its message starts "Value error, ".
-    message = re.sub(r"^Value error, ", "", first["msg"])
-    if first["type"] == "extra_forbidden":
+    message = re.sub(r"^Value error, ", "", found["msg"])
+    if found["type"] == "extra_forbidden":
         key = str(loc[-1])
-        section = _section_at(loc, root or Config)
+        section = _section_at(loc, root)
         hint = did_you_mean(key, section.model_fields) if section is not None else ""
         known = f" (known: {', '.join(section.model_fields)})" if section is not None and not hint else ""
         message = f"unknown key {key!r}{hint}{known}"
-    elif first["type"] == "missing":
+    elif found["type"] == "missing":
         message = "a required key is missing"
-    path = _path(loc) or "config"
-    more = len(error.errors()) - 1
+    return _path(loc) or "config", message
+
+
+def _error(problems: list[tuple[str, str]]) -> ConfigError:
+    """One error for every problem: the first in its message and ``param``, all in ``problems``."""
+    path, message = problems[0]
+    more = len(problems) - 1
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
-    return ConfigError(message + suffix, param=path)
+    return ConfigError(message + suffix, param=path, problems=problems)
+
+
+def config_error(error: ValidationError, root: type[BaseModel] | None = None) -> ConfigError:
+    """Every problem of a failed validation of ``root`` (the whole file by default), by path."""
+    return _error([_problem(found, root or Config) for found in error.errors()])
 
 
 def parse_config(data: Any, *, kinds: KindRegistry = worker_kinds) -> Config:
     """Validates a parsed config, each model's params against its kind included.
 
     Raises:
-        ConfigError: Naming the first offending key by its path.
+        ConfigError: Naming the first offending key by its path, and every problem found in
+            ``problems`` (the schema's, else the kinds', params' and names').
     """
     if data is None:
         data = {}
@@ -256,40 +268,40 @@ def parse_config(data: Any, *, kinds: KindRegistry = worker_kinds) -> Config:
         config = Config.model_validate(data)
     except ValidationError as error:
         raise config_error(error) from None
-    _check_names(config)
+    problems = list(_name_problems(config))
     for i, model in enumerate(config.models):
         where = f"models[{i}]"
         try:
             factory = kinds.get(model.kind)
         except BadRequestError:
             known = kinds.names()
-            raise ConfigError(
-                f"unknown kind {model.kind!r}{did_you_mean(model.kind, known)} (known: {', '.join(known)})",
-                param=f"{where}.kind",
-            ) from None
+            hint = f"unknown kind {model.kind!r}{did_you_mean(model.kind, known)} (known: {', '.join(known)})"
+            problems.append((f"{where}.kind", hint))
+            continue
         try:
             check_params(factory, model.params, kind=model.kind, where=where)
         except BadRequestError as error:
-            raise ConfigError(error.message.removeprefix(f"{error.param}: "), param=error.param) from None
+            problems.append((error.param or where, error.message.removeprefix(f"{error.param}: ")))
+    if problems:
+        raise _error(problems)
     return config
 
 
-def _check_names(config: Config) -> None:
+def _name_problems(config: Config) -> Iterator[tuple[str, str]]:
     """Names that ``fallbacks`` and ``router.per_model`` refer to must exist."""
     own = {m.name for m in config.models}
     known = own | {c.name for c in config.chains} | {e.name for e in BUILTIN_MODELS}
     for name in config.router.per_model:
         if name not in own:
-            raise ConfigError(
-                f"no model {name!r} in this file{did_you_mean(name, own)}", param=f"router.per_model.{name}"
-            )
+            yield f"router.per_model.{name}", f"no model {name!r} in this file{did_you_mean(name, own)}"
     for name, targets in config.fallbacks.items():
         if name not in own:
-            raise ConfigError(f"no model {name!r} in this file{did_you_mean(name, own)}", param=f"fallbacks.{name}")
+            yield f"fallbacks.{name}", f"no model {name!r} in this file{did_you_mean(name, own)}"
+            continue
         for i, target in enumerate(targets):
             if target not in known or target == name:
                 hint = "a model cannot fall back to itself" if target == name else f"no model {target!r}"
-                raise ConfigError(f"{hint}{did_you_mean(target, known - {name})}", param=f"fallbacks.{name}[{i}]")
+                yield f"fallbacks.{name}[{i}]", f"{hint}{did_you_mean(target, known - {name})}"
 
 
 def load_config(path: str | Path, *, kinds: KindRegistry = worker_kinds) -> Config:

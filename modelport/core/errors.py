@@ -93,11 +93,17 @@ class BadRequestError(ModelPortError, ValueError):
 
 
 class ContextLengthExceededError(BadRequestError):
-    """The prompt (plus the requested completion) does not fit the context window."""
+    """The prompt (plus the requested completion) does not fit the context window.
+
+    ``param`` names ``max_tokens`` when the prompt alone fits, else the prompt's field
+    (``prompt_param``: ``messages`` on chat, ``prompt`` on text completions).
+    """
 
     code = "context_length_exceeded"
 
-    def __init__(self, *, prompt_tokens: int, max_context: int, max_tokens: int | None = None) -> None:
+    def __init__(
+        self, *, prompt_tokens: int, max_context: int, max_tokens: int | None = None, prompt_param: str = "messages"
+    ) -> None:
         wanted = f"{prompt_tokens} prompt tokens"
         if max_tokens is not None:
             wanted += f" plus max_tokens={max_tokens}"
@@ -105,7 +111,7 @@ class ContextLengthExceededError(BadRequestError):
         fits = max_tokens is not None and prompt_tokens < max_context
         super().__init__(
             f"This model's maximum context length is {max_context} tokens, but the request needs {wanted}.",
-            param="max_tokens" if fits else "messages",
+            param="max_tokens" if fits else prompt_param,
         )
         self.prompt_tokens = prompt_tokens
         self.max_context = max_context
@@ -198,9 +204,16 @@ class TimeoutError(ModelPortError, builtins.TimeoutError):
 
 
 class ConfigError(BadRequestError):
-    """The config file is unreadable or invalid; ``param`` is the offending key's path."""
+    """The config file is unreadable or invalid; ``param`` is the first offending key's path.
+
+    ``problems`` lists every problem found, each as ``(path, message)``.
+    """
 
     code = "invalid_config"
+
+    def __init__(self, message: str, *, param: str | None = None, problems: Iterable[tuple[str, str]] = ()) -> None:
+        super().__init__(message, param=param)
+        self.problems = list(problems) or [(param or "config", message)]
 
 
 class ContentFilteredError(BadRequestError):

@@ -11,7 +11,19 @@ from modelport.core.errors import BadRequestError
 from modelport.core.messages import Message
 from modelport.core.tools import ToolChoice, ToolSpec, parse_tool_choice
 
-__all__ = ["ChatRequest", "EmbeddingRequest", "EmbeddingResult", "ResponseFormat"]
+__all__ = [
+    "MAX_CHOICES",
+    "MAX_EMBEDDING_INPUTS",
+    "ChatRequest",
+    "EmbeddingRequest",
+    "EmbeddingResult",
+    "ResponseFormat",
+]
+
+MAX_CHOICES = 128
+"""Choices one chat request may ask for (``n``), as OpenAI caps it."""
+MAX_EMBEDDING_INPUTS = 2048
+"""Inputs one embedding request may hold over HTTP, as OpenAI caps it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +169,8 @@ class ChatRequest:
             raise BadRequestError(f"must be a positive integer, got {self.max_tokens!r}", param="max_tokens")
         if isinstance(self.n, bool) or not isinstance(self.n, int) or self.n < 1:
             raise BadRequestError(f"must be a positive integer, got {self.n!r}", param="n")
+        if self.n > MAX_CHOICES:
+            raise BadRequestError(f"must be at most {MAX_CHOICES} (OpenAI's limit), got {self.n}", param="n")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise BadRequestError(f"must be an integer, got {self.seed!r}", param="seed")
         if self.top_logprobs is not None and not 0 <= self.top_logprobs <= 20:
@@ -217,12 +231,15 @@ class EmbeddingRequest:
         input_type: ``query`` or ``document`` where the model distinguishes them.
         dimensions: Truncate the vectors to this many dimensions.
         normalize: Scale each vector to unit length.
+        truncate: Cut an input longer than the model's limit to fit (sentence-transformers'
+            default); with ``False`` such an input is refused, naming ``input[i]`` (OpenAI's).
     """
 
     texts: Sequence[str]
     input_type: Literal["query", "document"] | None = None
     dimensions: int | None = None
     normalize: bool = True
+    truncate: bool = True
 
     def __post_init__(self) -> None:
         texts = (self.texts,) if isinstance(self.texts, str) else tuple(self.texts)

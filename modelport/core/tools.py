@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -12,6 +13,7 @@ from modelport.core.errors import BadRequestError
 
 __all__ = [
     "NamedToolChoice",
+    "check_json_schema",
     "ToolCall",
     "ToolChoice",
     "ToolSpec",
@@ -23,6 +25,35 @@ __all__ = [
 def new_tool_call_id() -> str:
     """Returns a fresh id in OpenAI's ``call_...`` style."""
     return "call_" + uuid.uuid4().hex[:24]
+
+
+def check_json_schema(schema: Mapping[str, Any], *, param: str) -> None:
+    """Checks ``schema`` against the JSON Schema meta-schema (its own ``$schema``, else 2020-12).
+
+    Raises:
+        BadRequestError: Naming ``param`` and what the meta-schema refuses, as OpenAI's 400 does.
+    """
+    try:
+        text = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):
+        raise BadRequestError("is not JSON", param=param) from None
+    problem = _schema_problem(text)
+    if problem is not None:
+        raise BadRequestError(f"invalid JSON Schema: {problem}", param=param)
+
+
+@functools.lru_cache(maxsize=256)
+def _schema_problem(text: str) -> str | None:
+    # Imported here: jsonschema is only needed once tools arrive, not at ``import modelport``.
+    import jsonschema
+
+    schema = json.loads(text)
+    validator = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    error = jsonschema.exceptions.best_match(validator(validator.META_SCHEMA).iter_errors(schema))
+    if error is None:
+        return None
+    where = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    return f"{error.message} (at {where.lstrip('.') or 'the root'})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +68,7 @@ class ToolSpec:
     def __post_init__(self) -> None:
         if not self.name or not isinstance(self.name, str):
             raise BadRequestError("a tool needs a non-empty name", param="tools.function.name")
+        check_json_schema(self.parameters, param="tools.function.parameters")
 
     def to_dict(self) -> dict[str, Any]:
         """Returns the OpenAI ``{"type": "function", "function": ...}`` form."""
@@ -57,6 +89,7 @@ class ToolSpec:
         params = fn.get("parameters") or {"type": "object", "properties": {}}
         if not isinstance(params, Mapping):
             raise BadRequestError("parameters must be a JSON schema object", param=f"{where}.function.parameters")
+        check_json_schema(params, param=f"{where}.function.parameters")
         return cls(name, str(fn.get("description") or ""), dict(params), fn.get("strict"))
 
 

@@ -14,7 +14,8 @@ from fastapi import FastAPI
 from modelport._version import __version__
 from modelport.server.admin import install_admin
 from modelport.server.docs import install_docs
-from modelport.server.errors import install_error_handlers
+from modelport.server.errors import error_response, install_error_handlers
+from modelport.server.ops.limits import BodyLimit
 from modelport.server.ops.tracking import RequestTracking
 from modelport.server.playground import install_playground
 from modelport.server.routes import router
@@ -64,6 +65,8 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.modelport = state
+    # Inside the tracking (middleware added later wraps it): a 413 still gets an id and a log line.
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, respond=error_response)
     app.add_middleware(RequestTracking, lifecycle=state.lifecycle, on_done=state.finished)
     install_error_handlers(app)
     install_docs(app)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
     "ChatChoice",
@@ -122,6 +122,7 @@ class EmbeddingRequest(_Request):
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None
     user: str | None = None
+    truncate: bool = Field(default=False, description="extra: cut over-long inputs to fit (TEI's and vLLM's)")
 
 
 # -- responses -----------------------------------------------------------------------------------

@@ -45,6 +45,8 @@ class ServerSettings:
         metrics_public: Serve ``/metrics`` without a key even when the API needs one.
         playground: Serve the chat playground at ``/playground`` (and send ``/`` there).
         title: The title of the OpenAPI document.
+        max_request_bytes: The largest request body taken; past it, 413 before parsing.
+        max_embedding_tokens: Tokens one embedding request may hold, all inputs together.
     """
 
     api_keys: Sequence[str] = ()
@@ -58,6 +60,8 @@ class ServerSettings:
     playground: bool = True
     log_format: Literal["text", "json"] = "text"
     title: str = "modelport"
+    max_request_bytes: int = 32 * 1024 * 1024
+    max_embedding_tokens: int = 300_000
 
     @classmethod
     def from_config(cls, config: ServerConfig, **overrides: object) -> ServerSettings:
@@ -87,6 +91,8 @@ class ServerSettings:
             playground=config.playground,
             log_format=config.log_format,
             title=config.title,
+            max_request_bytes=config.max_request_bytes,
+            max_embedding_tokens=config.max_embedding_tokens,
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 

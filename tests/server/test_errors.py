@@ -43,6 +43,7 @@ def test_a_body_that_is_not_an_object_is_400(base_url: str) -> None:
         ({"model": "fake", "messages": USER, "temperature": 3}, "temperature"),
         ({"model": "fake", "messages": USER, "top_p": 0}, "top_p"),
         ({"model": "fake", "messages": USER, "n": 0}, "n"),
+        ({"model": "fake", "messages": USER, "n": 129}, "n"),
         ({"model": "fake", "messages": USER, "max_tokens": -1}, "max_tokens"),
         ({"model": "fake", "messages": [{"role": "wizard", "content": "x"}]}, "messages[0].role"),
         ({"model": "fake", "messages": []}, "messages"),
@@ -140,3 +141,47 @@ def test_unknown_path_is_404_in_openai_shape(base_url: str) -> None:
     response = httpx.get(f"{base_url}/assistants")
     assert response.status_code in (404, 405)
     error_of(response)
+
+
+BAD_SCHEMA = {"type": "objekt", "properties": {"city": {"type": "strin"}}, "required": "city"}
+
+
+@pytest.mark.parametrize("model", ["fake", "smollm2-135m"])
+@pytest.mark.parametrize("tool_choice", ["auto", "required"])
+def test_an_invalid_tool_schema_is_400_naming_it(base_url: str, model: str, tool_choice: str) -> None:
+    tools = [
+        {"type": "function", "function": {"name": "ok", "parameters": {"type": "object"}}},
+        {"type": "function", "function": {"name": "get_weather", "parameters": BAD_SCHEMA}},
+    ]
+    body = {"model": model, "messages": USER, "tools": tools, "tool_choice": tool_choice, "max_tokens": 8}
+    response = post(base_url, "/chat/completions", json=body)
+    assert response.status_code == 400
+    error = error_of(response)
+    assert error["param"] == "tools[1].function.parameters"
+    assert "invalid JSON Schema" in error["message"] and "objekt" in error["message"]
+
+
+LONG = "tokens " * 400  # past MiniLM's 256
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "minilm-l6", "input": ["short", LONG]}, "input[1]"),
+        ({"model": "minilm-l6", "input": LONG}, "input[0]"),
+        ({"model": "minilm-l6", "input": ["fine", ""]}, "input[1]"),
+        ({"model": "minilm-l6", "input": ""}, "input"),
+        ({"model": "fake-embeddings", "input": ["x"] * 2049}, "input"),
+        ({"model": "minilm-l6", "input": ["word " * 200] * 1600}, "input"),
+    ],
+)
+def test_embedding_inputs_past_the_limits_are_400_naming_them(base_url: str, body: dict[str, Any], param: str) -> None:
+    response = post(base_url, "/embeddings", json=body)
+    assert response.status_code == 400, response.text
+    assert error_of(response)["param"] == param
+
+
+def test_an_over_long_embedding_input_is_cut_when_asked(base_url: str) -> None:
+    cut = post(base_url, "/embeddings", json={"model": "minilm-l6", "input": ["short", LONG], "truncate": True})
+    assert cut.status_code == 200
+    assert cut.json()["usage"]["prompt_tokens"] <= 256 + 8

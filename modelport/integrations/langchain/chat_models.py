@@ -209,7 +209,7 @@ class ChatModelPort(BaseChatModel):
 
     def with_structured_output(
         self,
-        schema: dict[str, Any] | type,
+        schema: dict[str, Any] | type | None = None,
         *,
         method: Literal["function_calling", "json_schema", "json_mode"] = "function_calling",
         include_raw: bool = False,
@@ -219,14 +219,21 @@ class ChatModelPort(BaseChatModel):
         """Returns output shaped by ``schema`` (a pydantic class, TypedDict or JSON schema).
 
         ``function_calling`` forces a call to a tool built from the schema;
-        ``json_schema`` and ``json_mode`` constrain the text itself.
+        ``json_schema`` and ``json_mode`` constrain the text itself. ``json_mode`` takes no schema
+        (``None``), as ChatOpenAI's does; the answer is then parsed as any JSON object.
+
+        Raises:
+            ValueError: If ``schema`` is ``None`` for a method that needs one.
         """
+        if schema is None and method != "json_mode":
+            raise ValueError(f"method {method!r} needs a schema; only json_mode takes none")
         is_pydantic = isinstance(schema, type) and is_basemodel_subclass(schema)
         parser: Runnable[Any, Any]
         if method == "function_calling":
+            assert schema is not None
             tool = convert_to_openai_tool(schema, strict=strict)
             name = tool["function"]["name"]
-            traced = {"kwargs": {"method": method, "strict": strict}, "schema": tool}
+            traced: dict[str, Any] = {"kwargs": {"method": method, "strict": strict}, "schema": tool}
             llm = self.bind_tools([tool], tool_choice=name, ls_structured_output_format=traced, **kwargs)
             if is_pydantic:
                 parser = PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
@@ -235,6 +242,7 @@ class ChatModelPort(BaseChatModel):
         elif method in ("json_schema", "json_mode"):
             fmt: dict[str, Any]
             if method == "json_schema":
+                assert schema is not None
                 json_schema = convert_to_json_schema(schema)
                 fmt = {
                     "type": "json_schema",
@@ -242,7 +250,8 @@ class ChatModelPort(BaseChatModel):
                 }
             else:
                 fmt = {"type": "json_object"}
-            traced = {"kwargs": {"method": method}, "schema": convert_to_json_schema(schema)}
+            # Without a schema, LangChain's tracing leaves the format out (as for ChatOpenAI's).
+            traced = {"kwargs": {"method": method}, "schema": convert_to_json_schema(schema) if schema else None}
             llm = self.bind(response_format=fmt, ls_structured_output_format=traced, **kwargs)
             parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()  # type: ignore[arg-type]
         else:

@@ -25,6 +25,8 @@ class ModelPortEmbeddings(BaseModel, Embeddings):
     registry: ModelRegistry | None = Field(default=None, exclude=True)
     dimensions: int | None = None
     normalize: bool = True
+    truncate: bool = True
+    """Cut inputs longer than the model's limit to fit, as sentence-transformers does."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -37,7 +39,9 @@ class ModelPortEmbeddings(BaseModel, Embeddings):
         return self
 
     def _request(self, texts: list[str], input_type: Any) -> EmbeddingRequest:
-        return EmbeddingRequest(texts, input_type=input_type, dimensions=self.dimensions, normalize=self.normalize)
+        return EmbeddingRequest(
+            texts, input_type=input_type, dimensions=self.dimensions, normalize=self.normalize, truncate=self.truncate
+        )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         """Embeds documents."""

@@ -21,6 +21,7 @@ class ModelPortEmbedding(BaseEmbedding):
 
     dimensions: int | None = Field(default=None, description="Truncate vectors to this size.")
     normalize: bool = Field(default=True, description="Scale vectors to unit length.")
+    truncate: bool = Field(default=True, description="Cut inputs longer than the model's limit to fit.")
 
     _worker: EmbeddingWorker = PrivateAttr()
 
@@ -59,7 +60,13 @@ class ModelPortEmbedding(BaseEmbedding):
         return "ModelPortEmbedding"
 
     def _request(self, texts: list[str], input_type: str) -> EmbeddingRequest:
-        return EmbeddingRequest(texts, input_type=input_type, dimensions=self.dimensions, normalize=self.normalize)  # type: ignore[arg-type]
+        return EmbeddingRequest(
+            texts,
+            input_type=input_type,  # type: ignore[arg-type]
+            dimensions=self.dimensions,
+            normalize=self.normalize,
+            truncate=self.truncate,
+        )
 
     def _get_query_embedding(self, query: str) -> list[float]:
         return self._worker.embed(self._request([query], "query")).vectors[0]

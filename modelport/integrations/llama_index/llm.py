@@ -199,7 +199,15 @@ class ModelPortLLM(FunctionCallingLLM):
         if user_msg is not None:
             messages.append(user_msg)
         specs = [
-            ToolSpec(t.metadata.get_name(), t.metadata.description, t.metadata.get_parameters_dict()) for t in tools
+            ToolSpec.from_dict(
+                {
+                    "name": t.metadata.get_name(),
+                    "description": t.metadata.description,
+                    "parameters": t.metadata.get_parameters_dict(),
+                },
+                where=f"tools[{i}]",
+            )
+            for i, t in enumerate(tools)
         ]
         choice = tool_choice if tool_choice is not None else ("required" if tool_required else "auto")
         return {

@@ -13,15 +13,16 @@ from collections.abc import AsyncIterator
 
 from fastapi.responses import Response
 
-from modelport.core.errors import BadRequestError
+from modelport.core.errors import BadRequestError, ContextLengthExceededError
 from modelport.core.events import StreamEvent
 from modelport.core.events import Usage as CoreUsage
 from modelport.core.messages import UserMessage
 from modelport.core.request import ChatRequest
 from modelport.server import protocol as wire
 from modelport.server.encoding import CompletionChunkEncoder, text_logprobs, usage, wire_finish_reason
-from modelport.server.endpoints.base import Endpoint
+from modelport.server.endpoints.base import Endpoint, Generation
 from modelport.server.endpoints.chat import sampling_fields
+from modelport.workers.base import ChatWorker
 
 __all__ = ["CompletionsEndpoint", "completion_request"]
 
@@ -35,6 +36,10 @@ def _prompts(body: wire.CompletionRequest) -> list[str]:
     if not prompt:
         raise BadRequestError("must not be empty", param="prompt")
     raise BadRequestError("token-id prompts are not supported; send text", param="prompt")
+
+
+def _where(body: wire.CompletionRequest, index: int) -> str:
+    return "prompt" if isinstance(body.prompt, str) else f"prompt[{index}]"
 
 
 def completion_request(body: wire.CompletionRequest, prompt: str, *, raw: bool) -> ChatRequest:
@@ -74,6 +79,20 @@ def completion_request(body: wire.CompletionRequest, prompt: str, *, raw: bool) 
 class CompletionsEndpoint(Endpoint, name="completions", id_prefix="cmpl"):
     """Serves the legacy completions endpoint, whole or as an SSE stream."""
 
+    async def _start(self, worker: ChatWorker, request: ChatRequest, param: str) -> Generation:
+        """Starts one prompt's answer; a prompt that does not fit names ``param``, not ``messages``."""
+        try:
+            return await self.start(worker, request)
+        except ContextLengthExceededError as error:
+            if error.param != "messages":
+                raise
+            raise ContextLengthExceededError(
+                prompt_tokens=error.prompt_tokens,
+                max_context=error.max_context,
+                max_tokens=error.max_tokens,
+                prompt_param=param,
+            ) from None
+
     async def create(self, body: wire.CompletionRequest) -> Response:
         """One completion per prompt, ``n`` choices each."""
         prompts = _prompts(body)
@@ -98,11 +117,11 @@ class CompletionsEndpoint(Endpoint, name="completions", id_prefix="cmpl"):
                         yield chunk
                 yield encoder.end()
 
-            return self.stream(await self.start(worker, requests[0]), chunks)
+            return self.stream(await self._start(worker, requests[0], _where(body, 0)), chunks)
         choices: list[wire.CompletionChoice] = []
         total = CoreUsage()
         for p, request in enumerate(requests):
-            result = await self.whole(await self.start(worker, request))
+            result = await self.whole(await self._start(worker, request, _where(body, p)))
             total = total + result.usage
             start = len(prompts[p]) if request.echo else 0
             for choice in result.choices:

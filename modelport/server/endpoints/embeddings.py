@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import struct
 
 from fastapi.responses import Response
 
 from modelport.core.errors import BadRequestError
-from modelport.core.request import EmbeddingRequest
+from modelport.core.request import MAX_EMBEDDING_INPUTS, EmbeddingRequest
 from modelport.server import protocol as wire
 from modelport.server.endpoints.base import Endpoint
+from modelport.workers.base import EmbeddingWorker
 
 __all__ = ["EmbeddingsEndpoint", "encode_base64"]
 
@@ -21,13 +23,32 @@ def encode_base64(vector: list[float]) -> str:
 
 
 def _texts(value: object) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return [str(v) for v in value]
     if isinstance(value, list) and not value:
         raise BadRequestError("must not be empty", param="input")
-    raise BadRequestError("token-id input is not supported; send text", param="input")
+    if isinstance(value, list) and not all(isinstance(v, str) for v in value):
+        raise BadRequestError("token-id input is not supported; send text", param="input")
+    texts = [value] if isinstance(value, str) else [str(v) for v in value] if isinstance(value, list) else []
+    if len(texts) > MAX_EMBEDDING_INPUTS:
+        raise BadRequestError(
+            f"holds {len(texts)} inputs; one request takes {MAX_EMBEDDING_INPUTS} at most", param="input"
+        )
+    for i, text in enumerate(texts):
+        if not text:
+            raise BadRequestError(
+                "must not be an empty string", param="input" if isinstance(value, str) else f"input[{i}]"
+            )
+    return texts
+
+
+def _count_tokens(worker: EmbeddingWorker, texts: list[str]) -> int:
+    """The inputs' tokens by the model's own tokenizer, else estimated (4 bytes a token)."""
+    count = getattr(worker, "count_tokens", None)
+    if callable(count):
+        try:
+            return sum(int(count(text)) for text in texts)
+        except Exception:  # noqa: BLE001 - a worker that cannot count (a set with no ready replica) is estimated
+            pass
+    return sum(len(text.encode()) // 4 + 1 for text in texts)
 
 
 class EmbeddingsEndpoint(Endpoint, name="embeddings", id_prefix="emb"):
@@ -37,8 +58,15 @@ class EmbeddingsEndpoint(Endpoint, name="embeddings", id_prefix="emb"):
         """The vectors, in the input's order, as floats or base64."""
         texts = _texts(body.input)
         self.record.inputs = len(texts)
-        request = EmbeddingRequest(texts, dimensions=body.dimensions)
+        request = EmbeddingRequest(texts, dimensions=body.dimensions, truncate=body.truncate)
         worker = await self.embedder(body.model)
+        limit = self.state.settings.max_embedding_tokens
+        tokens = await asyncio.to_thread(_count_tokens, worker, texts)
+        if tokens > limit:
+            raise BadRequestError(
+                f"holds about {tokens} tokens; one request takes {limit} at most (server.max_embedding_tokens)",
+                param="input",
+            )
         slot = await self.slot(worker)
         try:
             result = await worker.aembed(request)

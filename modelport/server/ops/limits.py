@@ -1,14 +1,16 @@
-"""Per-model concurrency limits with a bounded queue in front of each model."""
+"""Admission limits: per-model concurrency with a bounded queue, and the request body's size."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from modelport.core.errors import RateLimitedError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["FREE_SLOT", "Limits", "ModelLimiter", "Slot"]
+from modelport.core.errors import ModelPortError, RateLimitedError
+
+__all__ = ["FREE_SLOT", "BodyLimit", "Limits", "ModelLimiter", "RequestTooLargeError", "Slot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,3 +130,70 @@ class ModelLimiter:
         finally:
             gate.waiting -= 1
         return Slot(gate)
+
+
+class RequestTooLargeError(ModelPortError):
+    """Server-internal: a request body past ``server.max_request_bytes`` (answered 413)."""
+
+    status_code = 413
+    code = "request_too_large"
+    error_type = "invalid_request_error"
+
+
+class BodyLimit:
+    """ASGI middleware: a body past ``max_bytes`` is answered 413 before anything parses it.
+
+    A declared ``Content-Length`` over the limit is refused at once; a body that arrives in
+    chunks (or lies about its length) is counted as it is read and cut at the limit.
+
+    Args:
+        app: The wrapped app.
+        max_bytes: The largest body taken.
+        respond: Turns the error into the API's error response.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, respond: Callable[[ModelPortError], ASGIApp]) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self._respond = respond
+
+    def _error(self) -> RequestTooLargeError:
+        return RequestTooLargeError(
+            f"The request body is larger than this server takes ({self.max_bytes} bytes; server.max_request_bytes)."
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Passes a request on while its body stays within the limit."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            await self._respond(self._error())(scope, receive, send)
+            return
+        seen = 0
+        started = answered = False
+
+        async def counted() -> Message:
+            nonlocal seen, answered
+            message = await receive()
+            if message["type"] == "http.request" and not answered:
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes and not started:
+                    # Answer here: the app's own body parsing would turn any exception into a 400.
+                    answered = True
+                    await self._respond(self._error())(scope, receive, send)
+            return {"type": "http.disconnect"} if answered else message
+
+        async def noted(message: Message) -> None:
+            nonlocal started
+            if answered:
+                return  # the app's answer to a body it never got whole goes nowhere
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, noted)
+        except Exception:
+            if not answered:
+                raise

@@ -84,6 +84,16 @@ class SentenceTransformersWorker(EmbeddingWorker):
                 f"this model has {self.dimensions} dimensions; {request.dimensions} were asked for",
                 param="dimensions",
             )
+        limit = getattr(self.model, "max_seq_length", None)
+        if not request.truncate and limit and request.texts:
+            for i, tokens in enumerate(self._count_tokens(request.texts, truncate=False)):
+                if tokens > limit:
+                    raise BadRequestError(
+                        f"this input has {tokens} tokens; the model takes {limit} at most "
+                        "(send truncate: true to cut it to fit)",
+                        param=f"input[{i}]",
+                        code="context_length_exceeded",
+                    )
         return self._prompts.get(request.input_type) if request.input_type else None
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
@@ -125,14 +135,18 @@ class SentenceTransformersWorker(EmbeddingWorker):
             kwargs["prompt_name" if prompt in self._known_prompts else "prompt"] = prompt
         return self.model.encode(texts, **kwargs), self._count_tokens(texts)
 
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` holds, special tokens included and nothing cut."""
+        return self._count_tokens([text], truncate=False)[0]
+
     def close(self) -> None:
         """Stops the batching thread."""
         self._finalizer()
 
-    def _count_tokens(self, texts: Any) -> list[int]:
+    def _count_tokens(self, texts: Any, *, truncate: bool = True) -> list[int]:
         tokenizer = getattr(self.model, "tokenizer", None)
         if tokenizer is None:
             return [0] * len(texts)
-        limit = getattr(self.model, "max_seq_length", None)
+        limit = getattr(self.model, "max_seq_length", None) if truncate else None
         ids = tokenizer(list(texts), add_special_tokens=True, truncation=limit is not None, max_length=limit)
         return [len(x) for x in ids["input_ids"]]

@@ -154,3 +154,21 @@ def test_a_penalty_changes_a_local_models_loop() -> None:
     penalised = ChatModelPort(model="smollm2-135m", temperature=0, max_tokens=40, frequency_penalty=1.0).invoke(loop)
     assert penalised.content != plain
     assert str(penalised.content).count("apple") < str(plain).count("apple")
+
+
+def test_json_mode_takes_no_schema_as_chatopenai_does() -> None:
+    worker = FakeChatWorker(['{"city": "Paris", "sunny": true}'])
+    structured = ChatModelPort(worker=worker).with_structured_output(None, method="json_mode")
+    assert structured.invoke("Weather in Paris, as JSON.") == {"city": "Paris", "sunny": True}
+    with pytest.raises(ValueError, match="needs a schema"):
+        ChatModelPort(worker=worker).with_structured_output(None)
+
+
+def test_a_tool_with_an_invalid_schema_is_a_typed_error_naming_it() -> None:
+    from modelport.core import BadRequestError
+
+    bad = {"type": "function", "function": {"name": "weather", "parameters": {"type": "objekt"}}}
+    llm = ChatModelPort(worker=FakeChatWorker(["x"]))
+    with pytest.raises(BadRequestError) as info:
+        llm.bind_tools([bad]).invoke("weather?")
+    assert info.value.param == "tools[0].function.parameters" and "objekt" in info.value.message

@@ -200,3 +200,19 @@ def test_structured_predict_fits_a_small_max_tokens() -> None:
     small = ModelPortLLM(model="smollm2-135m", max_tokens=64, temperature=0)
     joke = small.structured_predict(Joke, PromptTemplate("Tell me a joke about {topic}."), topic="cats")
     assert isinstance(joke, Joke) and joke.setup
+
+
+def test_a_tool_with_an_invalid_schema_is_a_typed_error_naming_it() -> None:
+    from llama_index.core.tools import ToolMetadata
+
+    from modelport.core import BadRequestError
+
+    bad = FunctionTool(
+        fn=lambda city: city,
+        metadata=ToolMetadata(name="weather", description="w", fn_schema=None),
+    )
+    bad.metadata.get_parameters_dict = lambda: {"type": "objekt"}  # type: ignore[method-assign]
+    llm = ModelPortLLM(worker=FakeChatWorker(["x"]))
+    with pytest.raises(BadRequestError) as info:
+        llm.chat_with_tools([bad], user_msg="weather?")
+    assert info.value.param == "tools[0].function.parameters"

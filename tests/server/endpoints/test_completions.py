@@ -77,3 +77,14 @@ def test_what_cannot_be_honoured_is_refused_by_name(client: Any, fields: dict[st
 def test_chains_still_answer_through_their_chat_template(client: Any) -> None:
     out = client.completions.create(model="rag-bot", prompt="How tall is the Harbour Lighthouse?")
     assert out.choices[0].text
+
+
+@pytest.mark.parametrize(("prompt", "param"), [("word " * 6000, "prompt"), (["fits", "word " * 6000], "prompt[1]")])
+def test_a_prompt_beyond_the_context_names_prompt(client: Any, prompt: Any, param: str) -> None:
+    import openai
+
+    with pytest.raises(openai.BadRequestError) as caught:
+        client.completions.create(model="smollm2-135m", prompt=prompt, max_tokens=4)
+    error = caught.value.body
+    assert error["code"] == "context_length_exceeded" and error["param"] == param
+    assert "messages" not in error["message"]

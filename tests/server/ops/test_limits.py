@@ -1,0 +1,46 @@
+"""The request body's size limit: 413 in OpenAI's error shape, before anything parses the body."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi.testclient import TestClient
+
+from modelport.server import create_app
+from modelport.workers import ModelEntry, ModelRegistry
+
+BODY = b'{"model": "echo", "messages": [{"role": "user", "content": "' + b"x" * 4000 + b'"}]}'
+
+
+def _client(limit: int) -> TestClient:
+    return TestClient(create_app(ModelRegistry([ModelEntry("echo", "fake")]), max_request_bytes=limit))
+
+
+def test_a_body_past_the_limit_is_413_in_the_api_error_shape() -> None:
+    with _client(1000) as client:
+        response = client.post("/v1/chat/completions", content=BODY, headers={"content-type": "application/json"})
+        assert response.status_code == 413
+        error = response.json()["error"]
+        assert error["code"] == "request_too_large" and "max_request_bytes" in error["message"]
+        assert response.headers["x-request-id"]
+        small = client.post(
+            "/v1/chat/completions", json={"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+        )
+        assert small.status_code == 200
+
+
+def test_a_chunked_body_is_counted_as_it_arrives() -> None:
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(BODY), 500):
+            yield BODY[start : start + 500]
+
+    with _client(1000) as client:
+        response = client.post("/v1/embeddings", content=chunks(), headers={"content-type": "application/json"})
+        assert response.status_code == 413 and response.json()["error"]["code"] == "request_too_large"
+
+
+def test_every_endpoint_is_covered() -> None:
+    with _client(1000) as client:
+        for path in ("/v1/completions", "/v1/embeddings", "/v1/chat/completions"):
+            response = client.post(path, content=BODY, headers={"content-type": "application/json"})
+            assert response.status_code == 413, path
