@@ -15,6 +15,7 @@ from modelport.core.errors import BadRequestError
 from modelport.core.request import ChatRequest
 from modelport.workers.base import EngineMetrics
 from modelport.workers.engines.llama_cpp import LlamaCppEngine
+from modelport.workers.engines.llama_cpp_log import native_log
 from modelport.workers.engines.llama_cpp_sampler import SamplingSpec
 from modelport.workers.local.constrained.budget_closer import BudgetCloser
 from modelport.workers.local.constrained.constraints import JsonConstraint
@@ -55,7 +56,8 @@ class LlamaCppWorker(LocalChatWorker):
             after the prompt, ending with ``length``; ``"error"`` refuses it with a 400.
         tool_call_threshold: In ``auto`` tool mode, how sure the model must be that a call beats
             a plain answer (see ``modelport.workers.local.tool_choice``); requests may override it.
-        verbose: Let llama.cpp log to stderr.
+        verbose: Let llama-cpp-python print its load report to stderr, and log llama.cpp's own
+            lines at INFO (else DEBUG) on the ``modelport.llama_cpp`` logger.
         **llama_kwargs: Passed to ``llama_cpp.Llama`` (context settings such as ``type_k`` carry
             over to the engine's context).
     """
@@ -107,6 +109,8 @@ class LlamaCppWorker(LocalChatWorker):
         )
         from llama_cpp import Llama
 
+        # Before any load: llama.cpp's lines go to logging, and no load swaps the process's fds.
+        native_log.install(verbose=verbose)
         path = resolve_path(model_path)
         if not path.is_file():
             raise BadRequestError(f"no GGUF file at {path}", param="model_path")
