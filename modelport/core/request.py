@@ -14,6 +14,7 @@ from modelport.core.tools import ToolChoice, ToolSpec, parse_tool_choice
 __all__ = [
     "MAX_CHOICES",
     "MAX_EMBEDDING_INPUTS",
+    "token_upper_bound",
     "ChatRequest",
     "EmbeddingRequest",
     "EmbeddingResult",
@@ -24,6 +25,15 @@ MAX_CHOICES = 128
 """Choices one chat request may ask for (``n``), as OpenAI caps it."""
 MAX_EMBEDDING_INPUTS = 2048
 """Inputs one embedding request may hold over HTTP, as OpenAI caps it."""
+
+
+def token_upper_bound(text: str) -> int:
+    """The most tokens ``text`` can be, found without a tokenizer; a limit skips what cannot reach it.
+
+    A token holds at least one byte (byte-level BPE) or one character (WordPiece), and a model
+    adds a few special tokens.
+    """
+    return len(text.encode()) + 8
 
 
 @dataclass(frozen=True, slots=True)

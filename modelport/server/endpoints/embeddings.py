@@ -9,7 +9,7 @@ import struct
 from fastapi.responses import Response
 
 from modelport.core.errors import BadRequestError
-from modelport.core.request import MAX_EMBEDDING_INPUTS, EmbeddingRequest
+from modelport.core.request import MAX_EMBEDDING_INPUTS, EmbeddingRequest, token_upper_bound
 from modelport.server import protocol as wire
 from modelport.server.endpoints.base import Endpoint
 from modelport.workers.base import EmbeddingWorker
@@ -61,7 +61,9 @@ class EmbeddingsEndpoint(Endpoint, name="embeddings", id_prefix="emb"):
         request = EmbeddingRequest(texts, dimensions=body.dimensions, truncate=body.truncate)
         worker = await self.embedder(body.model)
         limit = self.state.settings.max_embedding_tokens
-        tokens = await asyncio.to_thread(_count_tokens, worker, texts)
+        # Tokenized here only when the inputs could reach the cap at all; the worker counts again.
+        fits = sum(token_upper_bound(text) for text in texts) <= limit
+        tokens = 0 if fits else await asyncio.to_thread(_count_tokens, worker, texts)
         if tokens > limit:
             raise BadRequestError(
                 f"holds about {tokens} tokens; one request takes {limit} at most (server.max_embedding_tokens)",

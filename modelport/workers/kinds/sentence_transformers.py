@@ -8,7 +8,7 @@ from typing import Any
 
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError
-from modelport.core.request import EmbeddingRequest, EmbeddingResult
+from modelport.core.request import EmbeddingRequest, EmbeddingResult, token_upper_bound
 from modelport.workers.base import EmbeddingWorker
 from modelport.workers.engines.sentence_transformers import SentenceTransformersEngine
 from modelport.workers.model_files import check_path, resolve_path
@@ -85,8 +85,13 @@ class SentenceTransformersWorker(EmbeddingWorker):
                 param="dimensions",
             )
         limit = getattr(self.model, "max_seq_length", None)
-        if not request.truncate and limit and request.texts:
-            for i, tokens in enumerate(self._count_tokens(request.texts, truncate=False)):
+        if request.truncate or not limit:
+            return self._prompts.get(request.input_type) if request.input_type else None
+        # Only texts that could pass the limit are tokenized here; encoding tokenizes them anyway.
+        long = [i for i, text in enumerate(request.texts) if token_upper_bound(text) > limit]
+        if long:
+            counts = self._count_tokens([request.texts[i] for i in long], truncate=False)
+            for i, tokens in zip(long, counts, strict=True):
                 if tokens > limit:
                     raise BadRequestError(
                         f"this input has {tokens} tokens; the model takes {limit} at most "
