@@ -98,6 +98,8 @@ def _cmd_models(args: argparse.Namespace) -> int:
     for entry in registry.entries():
         caps = registry.declared_capabilities(entry.name)
         flags = [f.name for f in fields(caps) if getattr(caps, f.name) is True]
+        if entry.base_model:
+            flags.insert(0, "base-model")
         line = f"{entry.name:24} {entry.kind:22} {','.join(flags):44} {entry.description}"
         print(line.rstrip())
     return 0

@@ -17,6 +17,9 @@ def test_models_lists_kinds_and_capabilities() -> None:
     line = next(li for li in out.stdout.splitlines() if li.startswith("minilm-l6"))
     assert "sentence-transformers" in line and "embeddings" in line
     assert "llama-cpp" in out.stdout and "transformers" in out.stdout
+    # The base model says so; the instruction-tuned ones do not.
+    assert "base-model" in next(li for li in out.stdout.splitlines() if li.startswith("gemma3-270m"))
+    assert "base-model" not in next(li for li in out.stdout.splitlines() if li.startswith("smollm2-135m "))
 
 
 def test_chat_prompt_prints_one_reply() -> None:

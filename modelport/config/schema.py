@@ -60,6 +60,7 @@ class ModelConfig(_Section):
     replicas: int = Field(default=1, ge=1)
     weight: float = Field(default=1.0, gt=0, description="share of traffic under the weighted strategy")
     id: str | None = Field(default=None, min_length=1, description="the replica's id (default NAME-N)")
+    base_model: bool = Field(default=False, description="a pretrained base model, not instruction-tuned")
     ray: DeploymentOptions | None = Field(default=None, description="its Serve deployment's options (--backend ray)")
 
     def _limits(self) -> dict[str, int]:
@@ -67,7 +68,9 @@ class ModelConfig(_Section):
 
     def entry(self) -> ModelEntry:
         """The registry entry of a model served by this entry alone."""
-        return ModelEntry(self.name, self.kind, dict(self.params), self.description, self._limits())
+        return ModelEntry(
+            self.name, self.kind, dict(self.params), self.description, self._limits(), base_model=self.base_model
+        )
 
     def members(self) -> list[dict[str, Any]]:
         """This entry as replica-set members, one per replica."""
@@ -192,7 +195,8 @@ class Config(_Section):
                 "fallbacks": list(self.fallbacks.get(name, ())),
                 **self.router.params_for(name),
             }
-            out.append(ModelEntry(name, "replica-set", params, group[0].description))
+            base = all(m.base_model for m in group)
+            out.append(ModelEntry(name, "replica-set", params, group[0].description, base_model=base))
         return out + [c.entry() for c in self.chains]
 
     def registry(self, *, include_builtin: bool = True) -> ModelRegistry:

@@ -117,8 +117,10 @@ def plan(config: Config, *, kinds: KindRegistry = worker_kinds) -> AppPlan:
                 }
             )
         routed = name in config.fallbacks or name in config.router.per_model
+        base = all(model.base_model for _, model in group)
         if len(group) == 1 and not routed:
-            routes.append(ModelEntry(name, "ray-serve", members[0]["params"], group[0][1].description))
+            params = members[0]["params"]
+            routes.append(ModelEntry(name, "ray-serve", params, group[0][1].description, base_model=base))
             continue
         params = {
             "members": members,
@@ -126,7 +128,7 @@ def plan(config: Config, *, kinds: KindRegistry = worker_kinds) -> AppPlan:
             "fallbacks": list(config.fallbacks.get(name, ())),
             **config.router.params_for(name),
         }
-        routes.append(ModelEntry(name, "replica-set", params, group[0][1].description))
+        routes.append(ModelEntry(name, "replica-set", params, group[0][1].description, base_model=base))
     for chain in config.chains:
         options = (chain.ray or DeploymentOptions()).over(section.deployment_defaults).serve()
         options.setdefault("max_ongoing_requests", config.server.max_concurrency or _DEFAULT_CONCURRENCY)
@@ -179,7 +181,7 @@ def _deployment(config: Config, model: ModelConfig, name: str, where: str, kinds
     in_place_keys = _reconfigurable(kinds, model.kind)
     params = {k: v for k, v in model.params.items() if k not in in_place_keys}
     in_place = {k: v for k, v in model.params.items() if k in in_place_keys}
-    entry = ModelEntry(model.name, model.kind, params, model.description, model._limits())
+    entry = ModelEntry(model.name, model.kind, params, model.description, model._limits(), model.base_model)
     return DeploymentPlan(name, entry, version(entry), {"params": in_place}, options, _capacity(options))
 
 

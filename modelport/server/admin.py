@@ -1,8 +1,9 @@
 """``/admin``: add, drain and replace replicas while the server runs. Mounted only with admin keys.
 
 Every route needs an admin key: none is 401, an API key is 403, both in OpenAI's error shape.
-Changes run in the background (loading and draining take time) and answer 202 at once with the
-model's replicas; ``GET /admin/models`` shows how they progress.
+A change answers 202 at once with the model's replicas as the change left them (new ones
+``starting``, drained ones ``draining``); loading and draining go on in the background, and
+``GET /admin/models`` shows how they progress.
 """
 
 from __future__ import annotations
@@ -135,20 +136,19 @@ def _grace(state: ServerState, grace_s: float | None) -> float:
 async def drain_model(name: str, state: State, grace_s: float | None = None) -> JSONResponse:
     """Drains a whole model: new requests get 404 at once; in-flight ones finish, then it closes."""
     state.registry.check_changes()
-    listing = _listing(state, [name]) if name in state.registry.names() else None
-    state.registry.entry(name)  # 404 for an unknown name
-    busy = _busy(state, name)
-    _in_background(state, f"drain {name}", state.registry.drain, name, _grace(state, grace_s), busy=busy)
-    return JSONResponse(listing, status_code=202)
+    grace = _grace(state, grace_s)
+    replicas, rest = state.registry.begin_drain(name, busy=_busy(state, name))  # 404 for an unknown name
+    _in_background(state, f"drain {name}", rest, grace)
+    return JSONResponse({"data": [{"name": name, "replicas": replicas}]}, status_code=202)
 
 
 @router.delete("/models/{name}/replicas/{replica}")
 async def drain_replica(name: str, replica: str, state: State, grace_s: float | None = None) -> JSONResponse:
     """Drains one replica: new requests skip it; in-flight ones finish, then it closes."""
     state.registry.check_changes()
-    replicas = state.registry.replica_set(name, busy=_busy(state, name))
-    replicas.replica(replica)  # 400 naming the known replicas
-    _in_background(state, f"drain {name}/{replica}", replicas.drain, replica, _grace(state, grace_s))
+    grace = _grace(state, grace_s)
+    _, rest = state.registry.begin_drain(name, replica=replica, busy=_busy(state, name))  # 400 naming the known
+    _in_background(state, f"drain {name}/{replica}", rest, grace)
     return JSONResponse(_listing(state, [name]), status_code=202)
 
 
@@ -160,7 +160,8 @@ async def replace_model(name: str, body: ModelsBody, state: State, grace_s: floa
     entries = _entries(state, body, name)
     members = [m for e in entries for m in e.members()]
     grace = _grace(state, grace_s)
-    _in_background(state, f"replace {name}", state.registry.replace, name, members, grace, busy=_busy(state, name))
+    rest = state.registry.begin_replace(name, members, busy=_busy(state, name))
+    _in_background(state, f"replace {name}", rest, grace)
     return JSONResponse(_listing(state, [name]), status_code=202)
 
 

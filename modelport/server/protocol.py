@@ -333,6 +333,10 @@ class ModelCard(WireResponse):
     object: Literal["model"] = "model"
     created: int
     owned_by: str
+    # modelport's own: what the model serves, and whether it is a pretrained base model, not
+    # instruction-tuned (the playground does not open on one).
+    task: Literal["chat", "embedding"] = "chat"
+    base_model: bool = False
 
 
 class ModelList(WireResponse):

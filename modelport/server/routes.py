@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import JSONResponse, Response
@@ -72,7 +72,9 @@ async def embeddings(body: wire.EmbeddingRequest, state: State, request: Request
 
 
 def _card(state: ServerState, name: str) -> wire.ModelCard:
-    return wire.ModelCard(id=name, created=state.started, owned_by="modelport")
+    entry = state.registry.entry(name)
+    task: Literal["chat", "embedding"] = "chat" if state.registry.declared_capabilities(name).chat else "embedding"
+    return wire.ModelCard(id=name, created=state.started, owned_by="modelport", task=task, base_model=entry.base_model)
 
 
 @v1.get("/models", response_model=wire.ModelList)

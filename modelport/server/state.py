@@ -155,7 +155,8 @@ class ServerState:
         """Everything that happens once per finished request: metrics, key tokens, access log."""
         self.metrics.observe(record)
         if record.key is not None:
-            self.quotas.charge(record.key, record.prompt_tokens + record.completion_tokens)
+            used = record.prompt_tokens + record.completion_tokens
+            self.quotas.charge(record.key, used, reserved=record.reserved_tokens)
         self.access_log(record)
 
     async def preload(self) -> None:

@@ -96,6 +96,29 @@ class ChatWorker(Worker, ABC):
         """Returns the whole answer, folded from ``astream``."""
         return await Accumulator.acollect(self.astream(request))
 
+    def count_input_tokens(self, request: ChatRequest) -> int | None:
+        """Tokens the request's prompt takes on this model, or ``None`` where the worker cannot tell.
+
+        Local workers render and tokenize the prompt as generation would (tools included).
+        """
+        return None
+
+    def output_budget(self, request: ChatRequest, input_tokens: int | None = None) -> int | None:
+        """The most tokens one answer to ``request`` may take: ``max_tokens`` after the context clamp.
+
+        ``None`` where neither ``max_tokens`` nor the room left in the context is known.
+
+        Args:
+            request: The request.
+            input_tokens: Its prompt's tokens, when known (``count_input_tokens``).
+        """
+        room = None
+        context = self.capabilities.max_context
+        if context is not None and input_tokens is not None:
+            room = max(context - input_tokens, 0)
+        limits = [t for t in (request.max_tokens, room, self.capabilities.max_output_tokens) if t is not None]
+        return min(limits) if limits else None
+
     def check_request(self, request: ChatRequest) -> None:
         """Rejects what the declared capabilities rule out, naming the field.
 

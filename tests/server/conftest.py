@@ -20,7 +20,7 @@ from modelport.core import (
 from modelport.core.capabilities import Capabilities
 from modelport.core.messages import content_text
 from modelport.server import Limits, create_app
-from modelport.workers import ModelEntry, ModelRegistry
+from modelport.workers import BUILTIN_MODELS, ModelEntry, ModelRegistry
 from modelport.workers.kinds.fake import FakeChatWorker, FakeEmbeddingWorker, text_events, tool_call_events
 from tests.loopback import serve
 from tests.server.spec import SpecCheck
@@ -83,6 +83,8 @@ def server_registry(registry: ModelRegistry, fake_worker: FakeChatWorker) -> Mod
     served.add_worker("fake-slow", FakeChatWorker(script=_never, delay=0.01), kind="fake")
     served.add_worker("fake-embeddings", FakeEmbeddingWorker(8), kind="fake-embeddings")
     served.add(ModelEntry("rag-bot", "runnable", {"factory": "examples.rag:build_chain"}))
+    # Listed, never loaded here: the base model's card.
+    served.add(next(e for e in BUILTIN_MODELS if e.name == "gemma3-270m"))
     return served
 
 

@@ -89,7 +89,11 @@ def test_add_then_drain_a_replica(url: str) -> None:
     wait_for(lambda: [r["state"] for r in listing(url)["echo"]].count("ready") == 3)
     assert [chat(url).status_code for _ in range(6)] == [200] * 6
     ids = [r["id"] for r in listing(url)["echo"]]
-    assert admin("DELETE", f"{url}/admin/models/echo/replicas/{ids[-1]}").status_code == 202
+    drained = admin("DELETE", f"{url}/admin/models/echo/replicas/{ids[-1]}")
+    assert drained.status_code == 202
+    # The answer shows the state the change left: that replica draining, the others ready.
+    states = {r["id"]: r["state"] for r in drained.json()["data"][0]["replicas"]}
+    assert states[ids[-1]] in ("draining", "stopped") and states[ids[0]] == "ready"
     wait_for(lambda: len(listing(url)["echo"]) == 2)
     assert chat(url).status_code == 200
 
@@ -108,7 +112,12 @@ def test_replace_under_load_refuses_and_fails_nothing(url: str) -> None:
         thread.start()
     time.sleep(0.5)
     new = {"models": [{"name": "echo", "kind": "fake", "params": {"delay": 0.01}, "id": "echo-v2", "replicas": 2}]}
-    assert admin("POST", f"{url}/admin/models/echo/replace", json=new).status_code == 202
+    replaced = admin("POST", f"{url}/admin/models/echo/replace", json=new)
+    assert replaced.status_code == 202
+    # The new replicas are already listed (loading or ready), beside the old ones still serving.
+    listed = {r["id"]: r["state"] for r in replaced.json()["data"][0]["replicas"]}
+    assert {"echo-v2-0", "echo-v2-1"} <= set(listed) and before <= set(listed), listed
+    assert {listed[i] for i in before} == {"ready"}
     wait_for(lambda: {r["id"] for r in listing(url)["echo"]} == {"echo-v2-0", "echo-v2-1"})
     time.sleep(0.5)
     stop.set()
@@ -120,7 +129,9 @@ def test_replace_under_load_refuses_and_fails_nothing(url: str) -> None:
 
 def test_drain_a_whole_model(url: str) -> None:
     assert chat(url, "plain").status_code == 200
-    assert admin("DELETE", f"{url}/admin/models/plain").status_code == 202
+    drained = admin("DELETE", f"{url}/admin/models/plain")
+    assert drained.status_code == 202
+    assert [r["state"] for r in drained.json()["data"][0]["replicas"]] == ["draining"]
     wait_for(lambda: "plain" not in listing(url))
     assert chat(url, "plain").status_code == 404
     assert admin("DELETE", f"{url}/admin/models/ghost").status_code == 404

@@ -97,6 +97,12 @@ def test_the_playground_end_to_end(server: ServeProcess, browser: Any, tmp_path:
     by_id(driver, "api-key").send_keys(KEY + Keys.TAB)
     wait(driver, lambda d: "smollm2-135m" in [o.text for o in Select(by_id(d, "model")).options])
     shot("loaded")
+    # It opens on an instruction-tuned chat model; the base model is marked; embedders apart.
+    models = Select(by_id(driver, "model"))
+    assert models.first_selected_option.get_attribute("value") == "smollm2-135m"
+    assert "gemma3-270m (base model)" in [o.text for o in models.options]
+    assert "minilm-l6" not in [o.text for o in models.options]
+    assert [o.text for o in Select(by_id(driver, "embed-model")).options] == ["minilm-l6"]
 
     # 2. A streamed answer, with its usage line.
     Select(by_id(driver, "model")).select_by_visible_text("smollm2-135m")

@@ -71,6 +71,8 @@ class Generation:
     slot: Slot
     events: AsyncIterator[StreamEvent]
     first: StreamEvent | None
+    worker: ChatWorker
+    request: ChatRequest
 
     async def all_events(self) -> AsyncIterator[StreamEvent]:
         """The first event, then the rest of the stream."""
@@ -146,20 +148,60 @@ class Endpoint:
         self.record.queued_s = time.perf_counter() - queued
         return slot
 
+    async def reserve(self, worker: ChatWorker, request: ChatRequest) -> None:
+        """Holds the most tokens the request may use against its key's tokens per minute.
+
+        That is the prompt plus ``n`` answers of the output budget after the context clamp, so
+        a key cannot start work its limit does not cover. Only keys with a token limit pay for
+        the count (the worker renders and tokenizes the prompt).
+
+        Raises:
+            RateLimitedError: If the key's limit cannot cover it.
+        """
+        key = self.record.key
+        if key is None or key.tpm is None:
+            return
+        prompt = await asyncio.to_thread(worker.count_input_tokens, request)
+        budget = worker.output_budget(request, prompt)
+        self.record.input_tokens = prompt
+        tokens = (prompt or 0) + request.n * (budget or 0)
+        detail = f"{prompt or 0} in the prompt and {request.n} x {budget or 0} for the answer"
+        self.record.reserved_tokens = self.state.quotas.reserve(key, tokens, detail)
+
     async def start(self, worker: ChatWorker, request: ChatRequest) -> Generation:
         """Takes a slot and pulls the first event, so that errors before any output get a real status.
 
-        The events are noted on the record and cut, with ``ShuttingDownError``, when the server stops.
+        The key's token reservation comes first (``reserve``). The events are noted on the
+        record and cut, with ``ShuttingDownError``, when the server stops.
         """
+        await self.reserve(worker, request)
         slot = await self.slot(worker)
         events = self.state.lifecycle.guard(tracked_events(worker.astream(request), self.record))
-        generation = Generation(slot, events, None)
+        generation = Generation(slot, events, None, worker, request)
         try:
             generation.first = await anext(aiter(events), None)
         except BaseException:
             await generation.close()
             raise
         return generation
+
+    async def settle_usage(self, generation: Generation) -> None:
+        """Gives an answer cut before its usage came (a drain, a departed client) what it used.
+
+        The completion is what was sent (one token a delta); the prompt is counted by the
+        worker where it can be. The access log, the metrics and the key's tokens then see it.
+        """
+        record = self.record
+        if record.usage_known or generation.first is None:
+            return
+        record.completion_tokens = record.deltas
+        prompt = record.input_tokens
+        if prompt is None:
+            try:
+                prompt = await asyncio.to_thread(generation.worker.count_input_tokens, generation.request)
+            except Exception:  # noqa: BLE001 - a count for the log; the answer is already cut
+                prompt = None
+        record.prompt_tokens = prompt or 0
 
     async def whole(self, generation: Generation) -> ChatResult:
         """Folds a started answer into a result; gives up (and stops the worker) if the client leaves.
@@ -180,6 +222,7 @@ class Endpoint:
                     raise _ClientGone("the client closed the connection; generation was stopped")
         finally:
             await generation.close()
+            await self.settle_usage(generation)
 
     def stream_error(self, error: ModelPortError) -> bytes:
         """How this API reports an error after its stream began (OpenAI's: an error event, then done)."""
@@ -206,6 +249,7 @@ class Endpoint:
                 yield self.stream_error(internal)
             finally:
                 await generation.close()
+                await self.settle_usage(generation)
 
         return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
 

@@ -1,7 +1,10 @@
 """Per-key requests-per-minute and tokens-per-minute limits over a sliding one-minute window.
 
-A request is counted when it is let in; its tokens (prompt plus completion) when it ends, since
-only then are they known. A key over either limit gets 429 with ``Retry-After`` set to when
+A request is counted when it is let in. Before a generation starts, the most tokens it may use
+(its prompt plus ``n`` times its output budget after the context clamp) are reserved against
+the key's tokens per minute; when it ends, the reservation gives way to the tokens it used. So
+a key cannot start more work than its limit covers, and a request larger than the whole limit
+is refused before any work. A key over either limit gets 429 with ``Retry-After`` set to when
 enough of the window will have passed; other keys are not affected.
 """
 
@@ -26,6 +29,7 @@ class _Window:
     requests: collections.deque[float] = field(default_factory=collections.deque)
     tokens: collections.deque[tuple[float, int]] = field(default_factory=collections.deque)
     token_sum: int = 0
+    reserved: int = 0  # held by requests still running
 
     def expire(self, now: float) -> None:
         while self.requests and self.requests[0] <= now - WINDOW_S:
@@ -70,11 +74,51 @@ class KeyQuotas:
             raise self._refuse(key, f"{key.tpm} tokens per minute", wait)
         window.requests.append(now)
 
-    def charge(self, key: ApiKey, tokens: int) -> None:
-        """Adds a finished request's tokens to ``key``'s window."""
+    def reserve(self, key: ApiKey, tokens: int, detail: str = "") -> int:
+        """Holds ``tokens`` of ``key``'s tokens per minute for a request about to run.
+
+        Args:
+            key: The request's key.
+            tokens: The most the request may use.
+            detail: How ``tokens`` was reckoned, for the refusal's message.
+
+        Returns:
+            The tokens held (0 when the key has no token limit), to give back to ``charge``.
+
+        Raises:
+            RateLimitedError: If the request alone is over the limit, or the window's tokens,
+                those held by running requests and these together are.
+        """
         if key.tpm is None or tokens <= 0:
+            return 0
+        how = f" ({detail})" if detail else ""
+        if tokens > key.tpm:
+            raise RateLimitedError(
+                f"Request too large for key {key.name!r}: it may use {tokens} tokens{how}, over its limit of "
+                f"{key.tpm} tokens per minute. Lower max_tokens or shorten the prompt."
+            )
+        now = self._clock()
+        window = self._windows[key.name]
+        window.expire(now)
+        if window.token_sum + window.reserved + tokens > key.tpm:
+            over, wait = window.token_sum + window.reserved + tokens - key.tpm, 1.0
+            for at, used in window.tokens:
+                over -= used
+                wait = at + WINDOW_S - now
+                if over <= 0:
+                    break
+            raise self._refuse(key, f"{key.tpm} tokens per minute, and this request may use {tokens}{how}", wait)
+        window.reserved += tokens
+        return tokens
+
+    def charge(self, key: ApiKey, tokens: int, *, reserved: int = 0) -> None:
+        """Adds a finished request's tokens to ``key``'s window, releasing what it had reserved."""
+        if key.tpm is None:
             return
         window = self._windows[key.name]
+        window.reserved = max(window.reserved - reserved, 0)
+        if tokens <= 0:
+            return
         window.tokens.append((self._clock(), tokens))
         window.token_sum += tokens
 

@@ -49,6 +49,11 @@ class RequestRecord:
         queued_s: Time spent waiting for a model slot.
         first_token_at: When the first text or tool-call delta came.
         token_gaps: Seconds between successive deltas after the first.
+        deltas: Text and tool-call deltas seen: a cut stream's completion tokens, since a cut
+            answer never gets the worker's usage.
+        usage_known: Whether the worker reported the usage (its last ``Finish`` did).
+        input_tokens: The prompt's tokens where the endpoint counted them (``None`` if not).
+        reserved_tokens: Tokens held against the key's tokens per minute while it runs.
     """
 
     id: str
@@ -69,6 +74,10 @@ class RequestRecord:
     finish_reason: str | None = None
     finished_at: float | None = None
     error: str | None = None
+    deltas: int = 0
+    usage_known: bool = False
+    input_tokens: int | None = None
+    reserved_tokens: int = 0
 
     @property
     def key_name(self) -> str:
@@ -93,6 +102,7 @@ class RequestRecord:
     def see(self, event: StreamEvent) -> None:
         """Notes one worker event: delta timings, usage, finish reason."""
         if isinstance(event, TextDelta | ToolCallDelta):
+            self.deltas += 1
             now = time.perf_counter()
             if self.first_token_at is None:
                 self.first_token_at = now
@@ -105,6 +115,7 @@ class RequestRecord:
             if event.usage is not None:
                 self.prompt_tokens = event.usage.prompt_tokens
                 self.completion_tokens = event.usage.completion_tokens
+                self.usage_known = True
 
 
 async def aclose(items: object) -> None:

@@ -41,7 +41,11 @@ class MarkupScrubber:
 
     def __init__(self, markers: tuple[str, ...] = KNOWN_MARKUP, stops: tuple[str, ...] = ()) -> None:
         self._stops = tuple(m for m in stops if m)
-        self._markers = tuple(sorted({m for m in (*markers, *self._stops) if m}, key=len, reverse=True))
+        # A marker goes with the line break beside it, as templates write them on lines of
+        # their own: an echoed ``<tool_response>`` leaves no blank line behind.
+        self._bare = tuple(sorted({m for m in markers if m}, key=len, reverse=True))
+        spaced = {v for m in self._bare for v in (m, f"\n{m}", f"{m}\n", f"\n{m}\n")}
+        self._markers = tuple(sorted({*spaced, *self._stops}, key=len, reverse=True))
         self._held = ""
         self.stopped = False
 
@@ -53,12 +57,20 @@ class MarkupScrubber:
         ends = [at for at in (text.find(m) for m in self._stops) if at >= 0]
         if ends:
             text, self._held, self.stopped = text[: min(ends)], "", True
+        waiting = ""
+        if not self.stopped:
+            # A marker at the very end waits for the next piece: a line break may follow it.
+            for marker in self._bare:
+                if text.endswith(marker):
+                    cut = len(marker) + text[: -len(marker)].endswith("\n")
+                    text, waiting = text[:-cut], text[-cut:]
+                    break
         for marker in self._markers:
             text = text.replace(marker, "")
         if self.stopped:
             return text
         keep = max((held_prefix(text, marker) for marker in self._markers), default=0)
-        self._held = text[len(text) - keep :]
+        self._held = text[len(text) - keep :] + waiting
         return text[: len(text) - keep]
 
     def flush(self) -> str:

@@ -50,11 +50,12 @@ def _native(message: Message) -> dict[str, Any]:
 
 
 def _tool_result(message: ToolMessage) -> str:
+    # The result's own text, as Qwen's and Hermes' templates write it: a JSON envelope
+    # (ids, names) gave small models something to copy into their answer.
     text = content_text(message.content)
-    payload: dict[str, Any] = {"tool_call_id": message.tool_call_id, "name": message.name, "content": text}
     if message.is_error:
-        payload["error"] = True
-    return f"<tool_response>\n{json.dumps(payload, ensure_ascii=False)}\n</tool_response>"
+        text = f"Error: {text}"
+    return f"<tool_response>\n{text}\n</tool_response>"
 
 
 def _fallback(request: ChatRequest, parser: ToolParser) -> list[dict[str, Any]]:

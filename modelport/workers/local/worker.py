@@ -156,6 +156,12 @@ class LocalChatWorker(ChatWorker):
         """Number of tokens in ``text`` for this model."""
         raise NotImplementedError
 
+    def count_input_tokens(self, request: ChatRequest) -> int | None:
+        """The prompt's tokens: the request rendered and tokenized as generation does it."""
+        if request.raw_prompt is not None:
+            return len(self._tokenize_raw(request.raw_prompt))
+        return len(self._render(request).ids)
+
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
         """Streams the answer; closing the iterator stops generation."""
         cancel = threading.Event()

@@ -177,7 +177,8 @@ class Replica:
 
     def drain(self, grace_s: float) -> None:
         """Takes no new requests, lets in-flight ones finish for up to ``grace_s``, then closes."""
-        self.state = ReplicaState.DRAINING
+        if self.state is not ReplicaState.STOPPED:
+            self.state = ReplicaState.DRAINING
         deadline = time.monotonic() + grace_s
         with self._lock:
             while self.in_flight and (left := deadline - time.monotonic()) > 0:

@@ -163,13 +163,57 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
         known = ", ".join(r.id for r in self._replicas)
         raise BadRequestError(f"no replica {replica_id!r} in {self.name!r}; known: {known}", param="replica")
 
+    def begin_drain(self, replica_id: str) -> Callable[[float], None]:
+        """Stops routing to one replica now; returns the blocking rest of its drain.
+
+        The rest takes the grace period: in-flight requests finish (for up to that long), then
+        the replica closes and leaves the set.
+        """
+        replica = self.replica(replica_id)
+        if replica.state is not ReplicaState.STOPPED:
+            replica.state = ReplicaState.DRAINING
+
+        def finish(grace_s: float) -> None:
+            replica.drain(grace_s)
+            with self._lock:
+                self._replicas = [r for r in self._replicas if r is not replica]
+                self._queues.pop(replica.id, None)
+
+        return finish
+
     def drain(self, replica_id: str, grace_s: float) -> None:
         """Drains one replica (blocking): no new requests, in-flight ones finish, then it closes."""
-        replica = self.replica(replica_id)
-        replica.drain(grace_s)
+        self.begin_drain(replica_id)(grace_s)
+
+    def begin_replace(
+        self, members: Sequence[Mapping[str, Any]], *, ready_timeout_s: float = 600
+    ) -> Callable[[float], None]:
+        """Starts new replicas loading now; returns the blocking rest of the replacement.
+
+        The rest waits until the new replicas are ready, then drains every old one with the
+        grace period it is given.
+
+        Raises:
+            UpstreamUnavailableError: From the rest, if none of the new replicas became ready;
+                the old ones stay.
+        """
         with self._lock:
-            self._replicas = [r for r in self._replicas if r is not replica]
-            self._queues.pop(replica.id, None)
+            old = list(self._replicas)
+        threads = self._start(members)
+
+        def finish(grace_s: float) -> None:
+            for thread in threads:
+                thread.join(ready_timeout_s)
+            new = [r for r in self._replicas if r not in old]
+            if not any(r.state is ReplicaState.READY for r in new):
+                for replica in new:
+                    self.drain(replica.id, 0)
+                errors = "; ".join(f"{r.id}: {r.last_error}" for r in new)
+                raise UpstreamUnavailableError(f"the new replicas of {self.name!r} did not start: {errors}")
+            for replica in old:
+                self.drain(replica.id, grace_s)
+
+        return finish
 
     def replace(self, members: Sequence[Mapping[str, Any]], *, grace_s: float, ready_timeout_s: float = 600) -> None:
         """Starts new replicas, waits until they are ready, then drains every old one (blocking).
@@ -177,19 +221,7 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
         Raises:
             UpstreamUnavailableError: If none of the new replicas became ready; the old ones stay.
         """
-        with self._lock:
-            old = list(self._replicas)
-        threads = self._start(members)
-        for thread in threads:
-            thread.join(ready_timeout_s)
-        new = [r for r in self._replicas if r not in old]
-        if not any(r.state is ReplicaState.READY for r in new):
-            for replica in new:
-                self.drain(replica.id, 0)
-            errors = "; ".join(f"{r.id}: {r.last_error}" for r in new)
-            raise UpstreamUnavailableError(f"the new replicas of {self.name!r} did not start: {errors}")
-        for replica in old:
-            self.drain(replica.id, grace_s)
+        self.begin_replace(members, ready_timeout_s=ready_timeout_s)(grace_s)
 
     def describe(self) -> list[dict[str, Any]]:
         """Each replica's id, kind, state, requests in flight and last error."""
@@ -223,6 +255,12 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
 
     def check_request(self, request: ChatRequest) -> None:
         """Checked by the replica that serves the request."""
+
+    def count_input_tokens(self, request: ChatRequest) -> int | None:
+        """Counted by a ready replica, when there is one that can."""
+        ready = self._ready()
+        worker = ready[0].worker if ready else None
+        return worker.count_input_tokens(request) if isinstance(worker, ChatWorker) else None
 
     def count_tokens(self, text: str) -> int:
         """Counted by a ready replica."""
@@ -338,16 +376,25 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
         for replica in list(self._replicas):
             replica.probe(self.policy.timeout_s)
 
+    def begin_drain_all(self) -> Callable[[float], None]:
+        """Stops routing to every replica now; returns the blocking rest, which drains them together."""
+        rests = [(r.id, self.begin_drain(r.id)) for r in list(self._replicas)]
+
+        def finish(grace_s: float) -> None:
+            threads = [
+                threading.Thread(target=rest, args=(grace_s,), name=f"modelport-drain-{replica_id}")
+                for replica_id, rest in rests
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+
+        return finish
+
     def drain_all(self, grace_s: float) -> None:
         """Drains every replica together (blocking)."""
-        threads = [
-            threading.Thread(target=self.drain, args=(r.id, grace_s), name=f"modelport-drain-{r.id}")
-            for r in list(self._replicas)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        self.begin_drain_all()(grace_s)
 
     def close(self) -> None:
         """Stops the health checks and closes every replica."""

@@ -74,6 +74,7 @@ def limited_url(server_registry: Any) -> Any:
         ApiKey.from_secret("dave", "sk-dave-secret", models=frozenset({"fake"})),
         ApiKey.from_secret("bob", "sk-bob-secret", rpm=100),
         ApiKey("carol", hashlib.sha256(b"sk-carol-secret").digest(), tpm=5),
+        ApiKey.from_secret("erin", "sk-erin-secret", tpm=300),
     ]
     with serve(create_app(server_registry, keys=keys, api_keys=["sk-flat"])) as url:
         yield f"{url}/v1"
@@ -106,6 +107,36 @@ def test_a_hashed_key_authenticates_and_its_tpm_limits_it(limited_url: str) -> N
     assert first.status_code == 200 and first.json()["usage"]["total_tokens"] >= 5
     over = _chat(limited_url, "sk-carol-secret")
     assert over.status_code == 429 and "tokens per minute" in over.json()["error"]["message"]
+
+
+def test_the_most_a_request_may_use_counts_against_tpm_before_any_work(limited_url: str) -> None:
+    headers = {"Authorization": "Bearer sk-erin-secret"}
+    ask = {"model": "smollm2-135m", "messages": [{"role": "user", "content": "Name a colour."}]}
+    # No max_tokens: the answer may fill the context (4,096 tokens), past the key's 300 a minute.
+    whole = httpx.post(f"{limited_url}/chat/completions", json=ask, headers=headers, timeout=60)
+    assert whole.status_code == 429 and "may use 4096 tokens" in whole.json()["error"]["message"], whole.text
+    # A max_tokens past the context is clamped first: the same 4,096, not 100,000.
+    huge = httpx.post(f"{limited_url}/chat/completions", json={**ask, "max_tokens": 100_000}, headers=headers)
+    assert huge.status_code == 429 and "may use 4096 tokens" in huge.json()["error"]["message"]
+    # n x max_tokens: 2 x 120 fits beside the prompt; 4 x 100 does not.
+    assert (
+        httpx.post(
+            f"{limited_url}/chat/completions", json={**ask, "n": 4, "max_tokens": 100}, headers=headers
+        ).status_code
+        == 429
+    )
+    # The answers run their whole budget (end-of-text banned), so the key's room stays taken.
+    body = {**ask, "n": 2, "max_tokens": 120, "stream": True, "logit_bias": {"0": -100, "2": -100}}
+    with httpx.stream("POST", f"{limited_url}/chat/completions", json=body, headers=headers, timeout=60) as first:
+        assert first.status_code == 200
+        lines = first.iter_lines()
+        next(lines)
+        # While it runs, its reservation holds the key's room: a second one waits its turn.
+        second = httpx.post(f"{limited_url}/chat/completions", json={**ask, "n": 2, "max_tokens": 120}, headers=headers)
+        assert second.status_code == 429 and "tokens per minute" in second.json()["error"]["message"]
+        assert int(second.headers["retry-after"]) >= 1
+        for _ in lines:
+            pass
 
 
 def test_an_allow_list_hides_other_models(limited_url: str) -> None:

@@ -82,6 +82,14 @@ def test_sigterm_drains_then_cuts_with_an_error_event_and_exits_0(server: ServeP
     assert last["error"]["code"] == "server_shutting_down", last
     assert len(_text(long_events)) > 20  # it was generating when the signal came
     assert "Traceback" not in server.output and "CancelledError" not in server.output
+    # The cut stream's access line counts what it used: its prompt, and the tokens it sent.
+    cut = next(li for li in server.output.splitlines() if "status=503" in li and "completion_tokens=" in li)
+    counts = dict(part.split("=", 1) for part in cut.split() if part.endswith(tuple("0123456789")) and "=" in part)
+    sent = sum(
+        1 for e in long_events if isinstance(e, dict) and e.get("choices") and e["choices"][0]["delta"].get("content")
+    )
+    assert int(counts["prompt_tokens"]) > 10, cut
+    assert int(counts["completion_tokens"]) >= sent > 20, (cut, sent)
 
 
 def test_a_second_signal_cuts_at_once_and_still_exits_cleanly(server: ServeProcess) -> None:

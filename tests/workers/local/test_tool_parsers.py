@@ -228,8 +228,17 @@ def test_stray_markup_is_taken_out_of_auto_text_as_it_streams() -> None:
     text = "Here is the result: <tool_response>\n42\n</tool_response> and </tool_call> done."
     events = _output_events(_joke_request("auto"), list(text))
     result = Accumulator.collect([*events, Finish("stop")])
-    assert result.text == "Here is the result: \n42\n and  done."
+    assert result.text == "Here is the result: 42 and  done."
     assert not result.tool_calls
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 100])
+def test_an_echoed_tool_response_leaves_only_its_text(size: int) -> None:
+    # What a small model writes after a tool result: the result turn copied, tags included.
+    text = "<tool_response>\nIt is 22 degrees.\n</tool_response>\n<tool_response>"
+    pieces = [text[i : i + size] for i in range(0, len(text), size)]
+    result = Accumulator.collect([*_output_events(_joke_request("auto"), pieces), Finish("stop")])
+    assert result.text == "It is 22 degrees."
 
 
 def test_a_repeated_call_is_dropped_and_flagged() -> None:
