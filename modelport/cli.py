@@ -13,7 +13,7 @@ from typing import TextIO
 
 import modelport
 from modelport.config import Config, ServerConfig, load_config
-from modelport.core.errors import ConfigError, ModelPortError
+from modelport.core.errors import ConfigError, ModelPortError, UpstreamUnavailableError
 from modelport.core.events import Finish, TextDelta, ToolCallDelta, Usage
 from modelport.core.messages import AssistantMessage, Message, UserMessage
 from modelport.core.request import ChatRequest
@@ -242,7 +242,11 @@ def _serve_on_ray(args: argparse.Namespace, config: Config) -> int:
         print(f"error: --backend ray needs Ray Serve: pip install 'modelport[ray]' ({error})", file=sys.stderr)
         return 2
     print(f"modelport deploying {args.config} on Ray Serve, http://{args.host}:{args.port}/v1", file=sys.stderr)
-    run(config, host=args.host, port=args.port, address=args.ray_address)
+    try:
+        run(config, host=args.host, port=args.port, address=args.ray_address)
+    except UpstreamUnavailableError as error:  # the cluster could not be joined
+        print(f"error: {error.message}", file=sys.stderr)
+        return 1
     return 0
 
 

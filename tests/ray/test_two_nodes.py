@@ -45,7 +45,8 @@ class Head:
 
 
 @pytest.fixture(scope="module")
-def head() -> Iterator[Head]:
+def cluster() -> Iterator[str]:
+    """The two nodes, without Serve; yields the cluster's address."""
     import ray
     from ray import serve
 
@@ -54,15 +55,76 @@ def head() -> Iterator[Head]:
         ray_start("--head", f"--port={address.split(':')[1]}", "--num-cpus=1", "--include-dashboard=false")
         ray_start(f"--address={address}", "--num-cpus=1", '--resources={"edge": 1}')
         ray.init(address=address, log_to_driver=False)
-        port = free_port()
-        # One proxy, on the head: a second one on the same host would want the same port.
-        serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
-        yield Head(f"http://127.0.0.1:{port}", address)
+        yield address
     finally:
         if ray.is_initialized():
             serve.shutdown()
             ray.shutdown()
         subprocess.run([RAY, "stop", "--force"], capture_output=True, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def head(cluster: str) -> Head:
+    """Serve started on the cluster by its operator, with one proxy, on the head."""
+    from ray import serve
+
+    port = free_port()
+    # One proxy, on the head: a second one on the same host would want the same port.
+    serve.start(http_options={"host": "127.0.0.1", "port": port}, proxy_location="HeadOnly")
+    return Head(f"http://127.0.0.1:{port}", cluster)
+
+
+def _modelport_serve(config: dict[str, object], path: Path, *args: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    import yaml
+
+    path.write_text(yaml.safe_dump(config))
+    modelport = str(Path(sys.executable).with_name("modelport"))
+    command = [modelport, "serve", "--backend", "ray", "--config", str(path), *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def test_modelport_serve_joins_with_the_token_and_stops_the_serve_it_started(cluster: str, tmp_path: Path) -> None:
+    # Runs first, before the head fixture starts Serve: here modelport starts it, so it stops it.
+    import signal
+
+    config = {
+        "models": [{"name": "joined", "kind": "fake"}],
+        "ray": {"app_name": "joined", "ingress": NO_CPU, "deployment_defaults": NO_CPU},
+    }
+    # What a user's shell has: a token in ~/.ray/auth_token (ray start wrote it), no RAY_AUTH_MODE.
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    wrong = _modelport_serve(
+        config, tmp_path / "a.yaml", "--ray-address", cluster, env={**env, "RAY_AUTH_TOKEN": "0" * 32}
+    )
+    out, _ = wrong.communicate(timeout=180)
+    assert wrong.returncode == 1, out
+    assert "ray get-auth-token" in out and "Traceback" not in out, out
+
+    port = free_port()
+    process = _modelport_serve(config, tmp_path / "b.yaml", "--ray-address", cluster, "--port", str(port), env=env)
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    body = {"model": "joined", "messages": [{"role": "user", "content": "joined with the token"}]}
+    try:
+        deadline = time.monotonic() + 150
+        while True:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+            try:
+                response = httpx.post(url, json=body, timeout=30)
+                if response.status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the application never answered"
+            time.sleep(1)
+        assert response.json()["choices"][0]["message"]["content"] == "joined with the token"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(120) == 0
+        # Serve's proxy went with it: nothing holds the port any more.
+        with pytest.raises(httpx.ConnectError):
+            httpx.post(url, json=body, timeout=10)
+    finally:
+        if process.poll() is None:
+            process.kill()
 
 
 def test_a_model_pinned_to_the_worker_node_answers_through_the_head(head: Head) -> None:
