@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args, get_origin
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelport.config.ray_options import DeploymentOptions, RaySection
+from modelport.core.durations import parse_duration
 from modelport.core.errors import BadRequestError, ConfigError
 from modelport.workers.entry_params import check_params, did_you_mean
 from modelport.workers.kind_registry import KindRegistry, worker_kinds
@@ -26,6 +27,7 @@ __all__ = [
     "KeyConfig",
     "LimitsConfig",
     "ModelConfig",
+    "ResponsesConfig",
     "RouterConfig",
     "ServerConfig",
     "config_error",
@@ -43,6 +45,9 @@ class LimitsConfig(_Section):
 
     max_concurrency: int | None = Field(default=None, ge=1, description="requests at once")
     max_queue: int | None = Field(default=None, ge=0, description="requests waiting before 429")
+    max_output_tokens: int | None = Field(
+        default=None, ge=1, description="tokens one answer may take, on every endpoint, whatever the client asks"
+    )
 
 
 class ModelConfig(_Section):
@@ -140,6 +145,37 @@ class KeyConfig(_Section):
         return self
 
 
+class ResponsesConfig(_Section):
+    """The ``server.responses:`` block: where stored responses live, and how long."""
+
+    store: Literal["memory", "sqlite", "ray"] | None = Field(
+        default=None, description="memory (default), sqlite (at path), ray (the default under --backend ray)"
+    )
+    path: str | None = Field(default=None, description="the SQLite file (store: sqlite), or the ray store's file")
+    max_entries: int = Field(default=10_000, ge=1)
+    max_bytes: int = Field(default=256 * 1024 * 1024, ge=1)
+    ttl: float | str = Field(default="30d", description="how long a stored response lives: 30m, 24h, 30d; -1 never")
+    secret_env: str | None = Field(default=None, description="the environment variable holding the sealing key")
+    hosted_tools: Literal["drop", "error"] = Field(
+        default="drop", description="hosted tools (web_search...): left out and reported, or a 400"
+    )
+
+    @property
+    def ttl_s(self) -> float:
+        """``ttl`` in seconds (``inf`` for never)."""
+        return parse_duration(self.ttl, param="ttl")
+
+    @model_validator(mode="after")
+    def _check(self) -> ResponsesConfig:
+        try:
+            self.ttl_s  # noqa: B018 - parsed here to refuse a bad value by its path
+        except BadRequestError as error:
+            raise ValueError(error.message.removeprefix("ttl: ")) from None
+        if self.store == "sqlite" and not self.path:
+            raise ValueError("store: sqlite needs a path")
+        return self
+
+
 class ServerConfig(_Section):
     """The ``server:`` section."""
 
@@ -156,6 +192,7 @@ class ServerConfig(_Section):
     title: str = "modelport"
     max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1, description="largest body taken (else 413)")
     max_embedding_tokens: int = Field(default=300_000, ge=1, description="tokens in one embedding request")
+    responses: ResponsesConfig = ResponsesConfig()
 
     @model_validator(mode="after")
     def _unique_key_names(self) -> ServerConfig:

@@ -10,6 +10,7 @@ to OpenAI's error shape without a lookup table::
     │   ├── ConfigError               a config file or admin body that does not fit the schema
     │   └── ContentFilteredError      a provider's content filter refused the input or output
     ├── ModelNotFoundError (404; also LookupError)
+    ├── NotFoundError (404; also LookupError)  another resource: a stored response
     ├── AuthenticationError (401)
     ├── PermissionDeniedError (403)
     ├── RateLimitedError (429)
@@ -37,6 +38,7 @@ __all__ = [
     "ModelNotFoundError",
     "ModelPortError",
     "ModelUnavailableError",
+    "NotFoundError",
     "NotSupportedError",
     "PermissionDeniedError",
     "RateLimitedError",
@@ -130,6 +132,20 @@ class ModelNotFoundError(ModelPortError, LookupError):
         self.known = sorted(known)
         listing = ", ".join(self.known) if self.known else "(none)"
         super().__init__(f"The model {name!r} does not exist. Known models: {listing}.")
+
+
+class NotFoundError(ModelPortError, LookupError):
+    """A resource other than a model does not exist (or belongs to another key); ``param`` names it."""
+
+    status_code = 404
+    code = "not_found"
+    error_type = "invalid_request_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+        if code is not None:
+            self.code = code
 
 
 class ModelUnavailableError(ModelPortError):

@@ -129,6 +129,10 @@ class ChatRequest:
         raw_prompt: Text to continue as it is, without the chat template (legacy completions),
             for workers whose capabilities say ``raw_prompts``; ``messages`` then only describe it.
         echo: With ``raw_prompt``: each choice starts with the prompt itself.
+        reasoning_effort: How hard a reasoning model should think (``low``, ``medium``,
+            ``high``...); workers whose models do not reason ignore it, as OpenAI does.
+        cache_key: Requests of one conversation share it (OpenAI's ``prompt_cache_key``): a
+            replica set sends them to the replica holding that conversation's prefix cache.
         extra: Backend-specific options passed through untouched.
     """
 
@@ -154,6 +158,8 @@ class ChatRequest:
     tool_call_threshold: float | None = None
     raw_prompt: str | None = None
     echo: bool = False
+    reasoning_effort: str | None = None
+    cache_key: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

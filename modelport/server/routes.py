@@ -12,6 +12,8 @@ from modelport.server import protocol as wire
 from modelport.server.endpoints.chat import ChatEndpoint
 from modelport.server.endpoints.completions import CompletionsEndpoint
 from modelport.server.endpoints.embeddings import EmbeddingsEndpoint
+from modelport.server.endpoints.responses.endpoint import ResponsesEndpoint
+from modelport.server.endpoints.responses.wire import CreateResponse, InputTokensRequest
 from modelport.server.ops.auth import ApiKey
 from modelport.server.ops.metrics import CONTENT_TYPE
 from modelport.server.ops.tracking import record_of
@@ -20,13 +22,18 @@ from modelport.server.state import ServerState, get_state
 __all__ = [
     "chat_completions",
     "completions",
+    "create_response",
+    "delete_response",
     "embeddings",
     "health",
     "list_models",
     "metrics",
     "ready",
     "require_key",
+    "response_input_items",
+    "response_input_tokens",
     "retrieve_model",
+    "retrieve_response",
     "router",
 ]
 
@@ -63,6 +70,45 @@ async def chat_completions(body: wire.ChatCompletionRequest, state: State, reque
 async def completions(body: wire.CompletionRequest, state: State, request: Request) -> Response:
     """Legacy text completion; the prompt is sent as one user message through the chat template."""
     return await CompletionsEndpoint(state, record_of(request), request.is_disconnected)(body)
+
+
+@v1.post("/responses", responses=_ERRORS)
+async def create_response(body: CreateResponse, state: State, request: Request) -> Response:
+    """Creates a model response (OpenAI's Responses API); with ``stream``, as Responses events."""
+    return await ResponsesEndpoint(state, record_of(request), request.is_disconnected)(body)
+
+
+@v1.post("/responses/input_tokens", responses=_ERRORS)
+async def response_input_tokens(body: InputTokensRequest, state: State, request: Request) -> Response:
+    """Counts the input tokens a response request would take on its model."""
+    return await ResponsesEndpoint(state, record_of(request)).input_tokens(body)
+
+
+@v1.get("/responses/{response_id}", responses=_ERRORS)
+async def retrieve_response(response_id: str, state: State, request: Request) -> Response:
+    """A stored response (only to the key that created it)."""
+    return await ResponsesEndpoint(state, record_of(request)).retrieve(response_id)
+
+
+@v1.delete("/responses/{response_id}", responses=_ERRORS)
+async def delete_response(response_id: str, state: State, request: Request) -> Response:
+    """Deletes a stored response."""
+    return await ResponsesEndpoint(state, record_of(request)).delete(response_id)
+
+
+@v1.get("/responses/{response_id}/input_items", responses=_ERRORS)
+async def response_input_items(
+    response_id: str,
+    state: State,
+    request: Request,
+    after: str | None = None,
+    before: str | None = None,
+    limit: int = 20,
+    order: Literal["asc", "desc"] = "desc",
+) -> Response:
+    """A stored response's input items, paginated."""
+    endpoint = ResponsesEndpoint(state, record_of(request))
+    return await endpoint.input_items(response_id, after=after, before=before, limit=limit, order=order)
 
 
 @v1.post("/embeddings", responses=_ERRORS, response_model=wire.EmbeddingResponse)

@@ -11,7 +11,10 @@ from typing import TYPE_CHECKING, Literal
 
 from fastapi import Request
 
-from modelport.core.errors import ModelPortError
+from modelport.config import ResponsesConfig
+from modelport.core.errors import ConfigError, ModelPortError
+from modelport.server.endpoints.responses.sealing import Sealer
+from modelport.server.endpoints.responses.store import MemoryStore, ResponseStore, SqliteStore
 from modelport.server.ops.auth import ApiKey, ApiKeys, digest
 from modelport.server.ops.lifecycle import Lifecycle
 from modelport.server.ops.limits import FREE_SLOT, Limits, ModelLimiter, Slot
@@ -47,6 +50,8 @@ class ServerSettings:
         title: The title of the OpenAPI document.
         max_request_bytes: The largest request body taken; past it, 413 before parsing.
         max_embedding_tokens: Tokens one embedding request may hold, all inputs together.
+        responses: The Responses API's store and sealing (the config's ``server.responses``).
+        response_store: A store built elsewhere (the Ray backend's), over ``responses.store``.
     """
 
     api_keys: Sequence[str] = ()
@@ -62,6 +67,8 @@ class ServerSettings:
     title: str = "modelport"
     max_request_bytes: int = 32 * 1024 * 1024
     max_embedding_tokens: int = 300_000
+    responses: ResponsesConfig = field(default_factory=ResponsesConfig)
+    response_store: ResponseStore | None = None
 
     @classmethod
     def from_config(cls, config: ServerConfig, **overrides: object) -> ServerSettings:
@@ -93,6 +100,7 @@ class ServerSettings:
             title=config.title,
             max_request_bytes=config.max_request_bytes,
             max_embedding_tokens=config.max_embedding_tokens,
+            responses=config.responses,
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -116,6 +124,16 @@ class ServerState:
         self.access_log = AccessLog()
         self.started = int(time.time())
         self.preloading: set[str] = set(settings.preload)
+        self.response_store = settings.response_store or _response_store(settings.responses)
+        self.sealer = Sealer.from_env(settings.responses.secret_env)
+        if settings.responses.secret_env is None:
+            logger.debug("no server.responses.secret_env: sealed reasoning survives this process only")
+        entry_caps = {e.name: e.limits.get("max_output_tokens") for e in registry.entries()}
+        self.output_caps: dict[str, int] = {k: int(v) for k, v in entry_caps.items() if v}
+
+    def output_cap(self, model: str) -> int | None:
+        """The most tokens one answer of ``model`` may take (its entry's ``limits.max_output_tokens``)."""
+        return self.output_caps.get(model)
 
     async def slot(self, model: str, worker: Worker) -> Slot:
         """A place for one request on ``model``: the server's gate, unless the worker limits itself."""
@@ -218,3 +236,13 @@ def get_state(request: Request) -> ServerState:
     """The app's state, for route dependencies."""
     state: ServerState = request.app.state.modelport
     return state
+
+
+def _response_store(config: ResponsesConfig) -> ResponseStore:
+    """The store ``server.responses`` describes (a Ray store comes from the Ray backend)."""
+    if config.store == "ray":
+        raise ConfigError("store: ray needs --backend ray", param="server.responses.store")
+    if config.store == "sqlite":
+        assert config.path is not None  # the schema requires it
+        return SqliteStore(config.path, config.max_entries, config.max_bytes, config.ttl_s)
+    return MemoryStore(config.max_entries, config.max_bytes, config.ttl_s)

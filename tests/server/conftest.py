@@ -10,6 +10,7 @@ import pytest
 from modelport.core import (
     ChatRequest,
     Finish,
+    ReasoningDelta,
     StreamEvent,
     TextDelta,
     TimeoutError,
@@ -55,6 +56,18 @@ def _fail_midway() -> Any:
     raise UpstreamUnavailableError("connection to the upstream model lost")
 
 
+REASONER_SEEN: list[ChatRequest] = []
+
+
+def reasoner(request: ChatRequest) -> Iterator[StreamEvent]:
+    """Thinks, then answers; keeps each request so tests can see what came back to it."""
+    REASONER_SEEN.append(request)
+    yield ReasoningDelta("thinking about ")
+    yield ReasoningDelta(content_text(request.messages[-1].content))
+    yield TextDelta("the answer")
+    yield Finish("stop", Usage(5, 3, reasoning_tokens=2))
+
+
 def _never(request: ChatRequest) -> Iterator[StreamEvent]:
     yield from text_events("tick " * 400, chunk=5)
     yield Finish("stop")
@@ -81,6 +94,8 @@ def server_registry(registry: ModelRegistry, fake_worker: FakeChatWorker) -> Mod
         kind="fake",
     )
     served.add_worker("fake-slow", FakeChatWorker(script=_never, delay=0.01), kind="fake")
+    thinking = FakeChatWorker(script=reasoner, capabilities=Capabilities(reasoning=True))
+    served.add_worker("fake-reasoner", thinking, kind="fake")
     served.add_worker("fake-embeddings", FakeEmbeddingWorker(8), kind="fake-embeddings")
     served.add(ModelEntry("rag-bot", "runnable", {"factory": "examples.rag:build_chain"}))
     # Listed, never loaded here: the base model's card.

@@ -57,11 +57,19 @@ STREAM_SCHEMAS = {
 }
 
 
-def schema_for(path: str, status: int, streamed: bool) -> str | None:
+def schema_for(path: str, status: int, streamed: bool, method: str = "POST") -> str | None:
     if status >= 400:
         return "ErrorResponse"
     if path.startswith("/v1/models/"):
         return "Model"
+    if path == "/v1/responses":
+        return "ResponseStreamEvent" if streamed else "Response"
+    if path == "/v1/responses/input_tokens":
+        return "TokenCountsResource"
+    if path.startswith("/v1/responses/"):
+        if path.endswith("/input_items"):
+            return "ResponseItemList"
+        return "Response" if method == "GET" else None
     return (STREAM_SCHEMAS if streamed else JSON_SCHEMAS).get(path)
 
 
@@ -91,7 +99,7 @@ class SpecCheck:
                     for event in events:
                         self._check_event(scope["path"], event)
                 elif not message.get("more_body"):
-                    self._check(scope["path"], state["status"], False, state["buffer"])
+                    self._check(scope["path"], state["status"], False, state["buffer"], scope["method"])
             await send(message)
 
         await self.app(scope, receive, spy)
@@ -108,10 +116,11 @@ class SpecCheck:
                 if choice.get("finish_reason", "") is None:
                     choice["finish_reason"] = "stop"
             data = json.dumps(body).encode()
-        self._check(path, 400 if "error" in body else 200, True, data)
+        failed = "error" in body and body.get("type") != "error"  # Responses' error event is an event
+        self._check(path, 400 if failed else 200, True, data)
 
-    def _check(self, path: str, status: int, streamed: bool, raw: bytes) -> None:
-        schema = schema_for(path, status, streamed)
+    def _check(self, path: str, status: int, streamed: bool, raw: bytes, method: str = "POST") -> None:
+        schema = schema_for(path, status, streamed, method)
         if schema is None:
             return
         try:

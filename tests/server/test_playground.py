@@ -102,7 +102,7 @@ def test_the_playground_end_to_end(server: ServeProcess, browser: Any, tmp_path:
     assert models.first_selected_option.get_attribute("value") == "smollm2-135m"
     assert "gemma3-270m (base model)" in [o.text for o in models.options]
     assert "minilm-l6" not in [o.text for o in models.options]
-    assert [o.text for o in Select(by_id(driver, "embed-model")).options] == ["minilm-l6"]
+    assert [o.get_attribute("value") for o in Select(by_id(driver, "embed-model")).options] == ["minilm-l6"]
 
     # 2. A streamed answer, with its usage line.
     Select(by_id(driver, "model")).select_by_visible_text("smollm2-135m")

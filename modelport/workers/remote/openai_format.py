@@ -110,6 +110,11 @@ def chat_body(
     """The ``/chat/completions`` body for ``request``; ``request.extra`` is merged last."""
     body: dict[str, Any] = {"model": model, "messages": [message_to_dict(m) for m in request.messages]}
     body.update(request_options(request, max_tokens_field=max_tokens_field))
+    # OpenAI's own fields (DashScope's parameters have neither).
+    if request.reasoning_effort is not None:
+        body["reasoning_effort"] = request.reasoning_effort
+    if request.cache_key is not None:
+        body["prompt_cache_key"] = request.cache_key
     if stream:
         body["stream"] = True
         if stream_usage:
