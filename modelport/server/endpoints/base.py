@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar, Protocol
 
 from fastapi.responses import Response, StreamingResponse
@@ -171,9 +171,13 @@ class Endpoint:
     async def start(self, worker: ChatWorker, request: ChatRequest) -> Generation:
         """Takes a slot and pulls the first event, so that errors before any output get a real status.
 
-        The key's token reservation comes first (``reserve``). The events are noted on the
-        record and cut, with ``ShuttingDownError``, when the server stops.
+        The model's output cap (its entry's ``limits.max_output_tokens``) applies first, whatever
+        the client asked; then the key's token reservation (``reserve``). The events are noted
+        on the record and cut, with ``ShuttingDownError``, when the server stops.
         """
+        cap = self.state.output_cap(self.record.model)
+        if cap is not None and (request.max_tokens is None or request.max_tokens > cap):
+            request = replace(request, max_tokens=cap)
         await self.reserve(worker, request)
         slot = await self.slot(worker)
         events = self.state.lifecycle.guard(tracked_events(worker.astream(request), self.record))

