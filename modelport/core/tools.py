@@ -83,13 +83,15 @@ class ToolSpec:
         fn = data.get("function", data) if data.get("type", "function") == "function" else None
         if not isinstance(fn, Mapping):
             raise BadRequestError(f"unsupported tool type {data.get('type')!r}", param=f"{where}.type")
+        # Fields are named where they stand: under ``function`` (chat) or flat (Responses).
+        at = f"{where}.function" if "function" in data else where
         name = fn.get("name")
         if not isinstance(name, str) or not name:
-            raise BadRequestError("a tool needs a name", param=f"{where}.function.name")
+            raise BadRequestError("a tool needs a name", param=f"{at}.name")
         params = fn.get("parameters") or {"type": "object", "properties": {}}
         if not isinstance(params, Mapping):
-            raise BadRequestError("parameters must be a JSON schema object", param=f"{where}.function.parameters")
-        check_json_schema(params, param=f"{where}.function.parameters")
+            raise BadRequestError("parameters must be a JSON schema object", param=f"{at}.parameters")
+        check_json_schema(params, param=f"{at}.parameters")
         return cls(name, str(fn.get("description") or ""), dict(params), fn.get("strict"))
 
 

@@ -83,6 +83,23 @@ def _modelport_serve(config: dict[str, object], path: Path, *args: str, env: dic
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 
+def _first_answer(
+    process: subprocess.Popen[str], url: str, body: dict[str, object], headers: dict[str, str], *, timeout_s: float
+) -> httpx.Response:
+    """Polls ``url`` until the application answers 200 (the process must stay up meanwhile)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        assert process.poll() is None, process.stdout.read() if process.stdout else ""
+        try:
+            response = httpx.post(url, json=body, headers=headers, timeout=30)
+            if response.status_code == 200:
+                return response
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the application never answered"
+        time.sleep(1)
+
+
 def test_modelport_serve_joins_with_the_token_and_stops_the_serve_it_started(cluster: str, tmp_path: Path) -> None:
     # Runs first, before the head fixture starts Serve: here modelport starts it, so it stops it.
     import signal
@@ -105,17 +122,7 @@ def test_modelport_serve_joins_with_the_token_and_stops_the_serve_it_started(clu
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     body = {"model": "joined", "messages": [{"role": "user", "content": "joined with the token"}]}
     try:
-        deadline = time.monotonic() + 150
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                response = httpx.post(url, json=body, timeout=30)
-                if response.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the application never answered"
-            time.sleep(1)
+        response = _first_answer(process, url, body, {}, timeout_s=150)
         assert response.json()["choices"][0]["message"]["content"] == "joined with the token"
         process.send_signal(signal.SIGTERM)
         assert process.wait(120) == 0
@@ -214,17 +221,7 @@ def test_modelport_serve_backend_ray_joins_the_cluster_and_leaves_on_sigterm(hea
     try:
         body = {"model": "cli-model", "messages": [{"role": "user", "content": "via the cli"}]}
         headers = {"Authorization": "Bearer cli-key-3f0a"}
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                response = httpx.post(f"{head.url}/cli/v1/chat/completions", json=body, headers=headers, timeout=30)
-                if response.status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the application never answered"
-            time.sleep(1)
+        response = _first_answer(process, f"{head.url}/cli/v1/chat/completions", body, headers, timeout_s=120)
         assert response.json()["choices"][0]["message"]["content"] == "via the cli"
         assert httpx.post(f"{head.url}/cli/v1/chat/completions", json=body, timeout=30).status_code == 401
         process.send_signal(signal.SIGTERM)

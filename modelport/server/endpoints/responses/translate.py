@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from modelport.core.errors import BadRequestError
@@ -91,15 +91,8 @@ class ToolSet:
 
 
 def _function_tool(tool: Mapping[str, Any], where: str, prefix: str = "") -> ToolSpec:
-    name = tool.get("name")
-    if not isinstance(name, str) or not name:
-        raise BadRequestError("a function tool needs a name", param=f"{where}.name")
-    params = tool.get("parameters") or {"type": "object", "properties": {}}
-    if not isinstance(params, Mapping):
-        raise BadRequestError("must be a JSON schema object", param=f"{where}.parameters")
-    check_json_schema(params, param=f"{where}.parameters")
-    strict = tool.get("strict")
-    return ToolSpec(prefix + name, str(tool.get("description") or ""), dict(params), strict)
+    spec = ToolSpec.from_dict(tool, where=where)
+    return replace(spec, name=prefix + spec.name) if prefix else spec
 
 
 def tools_from_wire(tools: Sequence[Any] | None, *, refuse_hosted: bool = False) -> ToolSet:
