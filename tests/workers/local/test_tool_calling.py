@@ -173,6 +173,6 @@ def test_history_with_calls_and_results_renders(chat_worker: ChatWorker) -> None
     request = ChatRequest(history, tools=tools, temperature=0, max_tokens=40)
     prompt = chat_worker._render(request).text  # type: ignore[attr-defined]
     assert prompt.count("<tool_call>") >= 2 + 1  # two past calls, plus the format example
-    assert "22 C and sunny" in prompt and '"error": true' in prompt
+    assert "22 C and sunny" in prompt and "Error: clock unavailable" in prompt
     result = chat_worker.invoke(request)
     assert result.text or result.tool_calls
