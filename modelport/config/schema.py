@@ -233,7 +233,10 @@ class Config(_Section):
                 **self.router.params_for(name),
             }
             base = all(m.base_model for m in group)
-            out.append(ModelEntry(name, "replica-set", params, group[0].description, base_model=base))
+            # The server caps a name's answers: the tightest cap its replicas set.
+            caps = [m.limits.max_output_tokens for m in group if m.limits and m.limits.max_output_tokens]
+            limits = {"max_output_tokens": min(caps)} if caps else {}
+            out.append(ModelEntry(name, "replica-set", params, group[0].description, limits, base))
         return out + [c.entry() for c in self.chains]
 
     def registry(self, *, include_builtin: bool = True) -> ModelRegistry:

@@ -128,12 +128,13 @@ class ServerState:
         self.sealer = Sealer.from_env(settings.responses.secret_env)
         if settings.responses.secret_env is None:
             logger.debug("no server.responses.secret_env: sealed reasoning survives this process only")
-        entry_caps = {e.name: e.limits.get("max_output_tokens") for e in registry.entries()}
-        self.output_caps: dict[str, int] = {k: int(v) for k, v in entry_caps.items() if v}
 
     def output_cap(self, model: str) -> int | None:
         """The most tokens one answer of ``model`` may take (its entry's ``limits.max_output_tokens``)."""
-        return self.output_caps.get(model)
+        if model not in self.registry.names():
+            return None
+        cap = self.registry.entry(model).limits.get("max_output_tokens")
+        return int(cap) if cap else None
 
     async def slot(self, model: str, worker: Worker) -> Slot:
         """A place for one request on ``model``: the server's gate, unless the worker limits itself."""

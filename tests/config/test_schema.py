@@ -138,3 +138,16 @@ def test_check_accepts_the_example_and_version_prints() -> None:
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr
     version = _cli("--version")
     assert version.returncode == 0 and version.stdout.startswith("modelport ")
+
+
+def test_replicas_of_one_name_keep_their_output_cap() -> None:
+    config = parse_config(
+        {
+            "models": [
+                {"name": "smol", "kind": "fake", "limits": {"max_output_tokens": 64}},
+                {"name": "smol", "kind": "fake", "limits": {"max_output_tokens": 32}},
+            ]
+        }
+    )
+    (entry,) = config.entries()
+    assert entry.kind == "replica-set" and entry.limits == {"max_output_tokens": 32}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from typing import Any
 
 from fastapi.responses import JSONResponse, Response
@@ -89,17 +90,9 @@ class ResponsesEndpoint(Endpoint, name="responses", id_prefix="resp"):
         return found
 
     def _messages(self, instructions: str | None, items: list[dict[str, Any]]) -> list[Message]:
-        messages = translate.messages_from_items(items, unseal=self.state.sealer.unseal)
-        if instructions:
-            messages = (
-                translate.messages_from_items(
-                    [{"type": "message", "role": "developer", "content": instructions}], unseal=self.state.sealer.unseal
-                )
-                + messages
-            )
-            if len(messages) > 1 and isinstance(messages[1], SystemMessage):
-                merged = f"{instructions}\n\n{messages[1].content}"
-                messages = [SystemMessage(merged), *messages[2:]]
+        # Instructions lead as a developer message; the translation merges leading system turns.
+        lead = [{"type": "message", "role": "developer", "content": instructions}] if instructions else []
+        messages = translate.messages_from_items([*lead, *items], unseal=self.state.sealer.unseal)
         if not messages:
             raise BadRequestError("give input, or a previous_response_id with input", param="input")
         return messages
@@ -351,13 +344,9 @@ def _generation_into(builder: OutputBuilder, generation: Generation) -> Generati
 
 
 def _replace_messages(request: ChatRequest, messages: list[Message]) -> ChatRequest:
-    from dataclasses import replace
-
     return replace(request, messages=tuple(messages))
 
 
 def _without_logprobs(request: ChatRequest) -> ChatRequest:
     # The include asks for logprobs "where the worker records them": others answer without.
-    from dataclasses import replace
-
     return replace(request, logprobs=False, top_logprobs=None)
