@@ -78,13 +78,19 @@ class ToolSpec:
         return {"type": "function", "function": fn}
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], *, where: str = "tools") -> ToolSpec:
-        """Parses the OpenAI tool form (or a bare function object)."""
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "tools", flat: bool = False) -> ToolSpec:
+        """Parses the OpenAI tool form (or a bare function object).
+
+        Args:
+            data: The tool.
+            where: Its path in the request, for errors.
+            flat: The Responses API's form, whose fields stand at the top: errors name
+                ``where.parameters`` rather than chat's ``where.function.parameters``.
+        """
         fn = data.get("function", data) if data.get("type", "function") == "function" else None
         if not isinstance(fn, Mapping):
             raise BadRequestError(f"unsupported tool type {data.get('type')!r}", param=f"{where}.type")
-        # Fields are named where they stand: under ``function`` (chat) or flat (Responses).
-        at = f"{where}.function" if "function" in data else where
+        at = where if flat else f"{where}.function"
         name = fn.get("name")
         if not isinstance(name, str) or not name:
             raise BadRequestError("a tool needs a name", param=f"{at}.name")

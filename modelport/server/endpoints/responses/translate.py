@@ -91,7 +91,7 @@ class ToolSet:
 
 
 def _function_tool(tool: Mapping[str, Any], where: str, prefix: str = "") -> ToolSpec:
-    spec = ToolSpec.from_dict(tool, where=where)
+    spec = ToolSpec.from_dict(tool, where=where, flat=True)
     return replace(spec, name=prefix + spec.name) if prefix else spec
 
 
