@@ -85,6 +85,8 @@ class ChatCompletionRequest(_Request):
     # modelport's own: how sure a local model must be before it calls a tool in auto mode.
     tool_call_threshold: float | None = None
     user: str | None = None
+    prompt_cache_key: str | None = None
+    reasoning_effort: str | None = None
 
 
 class CompletionRequest(_Request):

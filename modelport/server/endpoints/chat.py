@@ -54,6 +54,8 @@ def chat_request(body: wire.ChatCompletionRequest) -> ChatRequest:
         top_logprobs=body.top_logprobs,
         parallel_tool_calls=body.parallel_tool_calls,
         tool_call_threshold=body.tool_call_threshold,
+        reasoning_effort=body.reasoning_effort,
+        cache_key=body.prompt_cache_key,
         **sampling_fields(body),
     )
 

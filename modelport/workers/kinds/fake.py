@@ -134,7 +134,8 @@ class FakeChatWorker(ChatWorker):
     """A chat worker that plays back scripted answers.
 
     Args:
-        responses: Answers given in turn (cycling); each is a string or a list of events.
+        responses: Answers given in turn (cycling); each is a string, a list of events, or a reply
+            written as data (see ``reply_events``), as a config file gives a scripted agent's turns.
         script: A function from request to events; overrides ``responses``.
         replies: Replies by the last message's text, written as data (see ``reply_events``):
             a config file's way to script errors and tool calls.
@@ -150,7 +151,7 @@ class FakeChatWorker(ChatWorker):
 
     def __init__(
         self,
-        responses: Sequence[str | Sequence[StreamEvent]] = (),
+        responses: Sequence[str | Sequence[StreamEvent] | Mapping[str, Any]] = (),
         *,
         script: Script | None = None,
         replies: Mapping[str, str | Mapping[str, Any]] | None = None,
@@ -176,7 +177,10 @@ class FakeChatWorker(ChatWorker):
         """Changes the scripted answers or the delay in place."""
         super().reconfigure(**params)
         if "responses" in params:
-            self._responses = list(params["responses"])
+            self._responses = [
+                reply_events(answer, where=f"responses[{i}]") if isinstance(answer, Mapping) else answer
+                for i, answer in enumerate(params["responses"])
+            ]
         if "replies" in params:
             self._replies = {k: reply_events(v, where=f"replies.{k}") for k, v in params["replies"].items()}
         if "delay" in params:
@@ -195,6 +199,8 @@ class FakeChatWorker(ChatWorker):
             return _echo(request)
         answer = self._responses[self._turn % len(self._responses)]
         self._turn += 1
+        if callable(answer):
+            return answer()
         return text_events(answer) if isinstance(answer, str) else list(answer)
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:

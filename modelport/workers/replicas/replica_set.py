@@ -16,6 +16,7 @@ import contextlib
 import logging
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -34,6 +35,8 @@ logger = logging.getLogger("modelport.replicas")
 
 # How often a request waiting for a free replica looks again.
 _POLL_S = 0.002
+# Conversations remembered for cache affinity (least recently used forgotten first).
+_AFFINITY_KEYS = 10_000
 
 W = TypeVar("W", ChatWorker, EmbeddingWorker)
 
@@ -84,6 +87,9 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
         self._lock = threading.Lock()
         self._counter = 0
         self._queues: dict[str, int] = {}
+        # cache key -> replica id: a conversation goes back to the replica holding its prefix.
+        self._affinity: OrderedDict[str, str] = OrderedDict()
+        self._affinity_lock = threading.Lock()  # requests route from the event loop and threads
         self.waiting = 0
         self._closing = threading.Event()
         if members:
@@ -271,19 +277,46 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
 
     # -- routing -------------------------------------------------------------------------------
 
-    def _try_claim(self, tried: set[str]) -> Replica | bool | None:
-        """A claimed replica; ``None`` if no replica can serve at all; ``False`` if all are busy."""
+    def _try_claim(self, tried: set[str], key: str | None = None) -> Replica | bool | None:
+        """A claimed replica; ``None`` if no replica can serve at all; ``False`` if all are busy.
+
+        A request with a cache key goes to the replica that served that key before, waiting for
+        it while it is busy, for as long as it stays routable (ready, out of cooldown): its
+        prefix cache holds the conversation. Otherwise the strategy picks, and the key is bound
+        to the pick.
+        """
         now = time.monotonic()
         routable = [r for r in list(self._replicas) if r.routable(now) and r.id not in tried]
         if not routable:
             return None
+        if key is not None:
+            sticky = next((r for r in routable if r.id == self.affinity(key)), None)
+            if sticky is not None:
+                return sticky if sticky.can_take(now) and sticky.claim(now) else False
         free = [r for r in routable if r.can_take(now)]
         if free:
             picked = self._strategy.pick(free)
             assert isinstance(picked, Replica)
             if picked.claim(now):
+                if key is not None:
+                    self._bind(key, picked.id)
                 return picked
         return False
+
+    def _bind(self, key: str, replica_id: str) -> None:
+        with self._affinity_lock:
+            self._affinity[key] = replica_id
+            self._affinity.move_to_end(key)
+            while len(self._affinity) > _AFFINITY_KEYS:
+                self._affinity.popitem(last=False)
+
+    def affinity(self, key: str) -> str | None:
+        """The replica a cache key is bound to, if any (its use counts as recent)."""
+        with self._affinity_lock:
+            bound = self._affinity.get(key)
+            if bound is not None:
+                self._affinity.move_to_end(key)
+            return bound
 
     def _queue_limit(self) -> int:
         now = time.monotonic()
@@ -318,7 +351,7 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
         """Streams from one replica; a failure before any output is retried once on another."""
-        route = _Route(self)
+        route = _Route(self, request.cache_key)
         while (replica := _claim_blocking(route)) is not None:
             with route.attempt(replica) as attempt:
                 with contextlib.closing(attempt.worker(ChatWorker).stream(request)) as events:  # type: ignore[type-var]
@@ -330,7 +363,7 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
         """Streams from one replica, natively async; same retry and fallback rules as ``stream``."""
-        route = _Route(self)
+        route = _Route(self, request.cache_key)
         while (replica := await _claim_async(route)) is not None:
             with route.attempt(replica) as attempt:
                 events = attempt.worker(ChatWorker).astream(request)
@@ -438,8 +471,9 @@ class _Route:
 
     _TRIES = 2
 
-    def __init__(self, owner: ReplicaSet) -> None:
+    def __init__(self, owner: ReplicaSet, key: str | None = None) -> None:
         self.owner = owner
+        self.key = key
         self.tried: set[str] = set()
         self.last: BaseException | None = None
 
@@ -457,7 +491,7 @@ class _Route:
         waiting = False
         try:
             while True:
-                got = owner._try_claim(self.tried)
+                got = owner._try_claim(self.tried, self.key)
                 if isinstance(got, Replica):
                     self.tried.add(got.id)
                     return got

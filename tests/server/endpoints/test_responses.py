@@ -302,3 +302,17 @@ def test_langchain_chat_openai_in_responses_mode(base_url: str) -> None:
     assert [c["name"] for c in called.tool_calls] == ["get_weather"]
     person = llm.with_structured_output(Person, method="json_schema").invoke("Invent a person.")
     assert isinstance(person, Person)
+
+
+def test_cache_key_and_effort_reach_the_worker_from_both_endpoints(client: Any) -> None:
+    REASONER_SEEN.clear()
+    client.responses.create(
+        model="fake-reasoner", input="hi", prompt_cache_key="conv-9", reasoning={"effort": "low"}, store=False
+    )
+    client.chat.completions.create(
+        model="fake-reasoner",
+        messages=[{"role": "user", "content": "hi"}],
+        prompt_cache_key="conv-9",
+        reasoning_effort="high",
+    )
+    assert [(r.cache_key, r.reasoning_effort) for r in REASONER_SEEN] == [("conv-9", "low"), ("conv-9", "high")]

@@ -207,3 +207,34 @@ def test_finish_event_is_passed_through() -> None:
     events = list(replicas.stream(ask()))
     assert isinstance(events[-1], Finish)
     replicas.close()
+
+
+async def test_a_cache_key_sticks_to_its_replica_while_it_is_healthy() -> None:
+    replicas = ReplicaSet([], name="m", strategy="round_robin", health_check_period_s=3600)
+    workers = {rid: Flaky() for rid in ("a", "b", "c")}
+    for rid, worker in workers.items():
+        replicas.adopt(worker, kind="fake", replica_id=rid)
+
+    async def turn(key: str | None) -> None:
+        request = ChatRequest([UserMessage("hi")], cache_key=key)
+        assert (await replicas.ainvoke(request)).text == "hi"
+
+    # Round robin alone would spread each conversation over all three (two keys, three
+    # replicas); each stays on one replica instead, even under load.
+    await asyncio.gather(*(turn(key) for _ in range(5) for key in ("conv-1", "conv-2")))
+    bound = {key: replicas.affinity(key) for key in ("conv-1", "conv-2")}
+    for key, rid in bound.items():
+        assert rid is not None
+        served = [r for r in workers[rid].requests if r.cache_key == key]
+        assert len(served) == 5, (key, rid)
+    # Requests without a key are still spread by the strategy.
+    await asyncio.gather(*(turn(None) for _ in range(6)))
+    assert all(sum(r.cache_key is None for r in w.requests) == 2 for w in workers.values())
+    # A replica that turns unhealthy loses its conversations to the others, which keep them.
+    moved = bound["conv-1"]
+    assert moved is not None
+    workers[moved].healthy = False
+    replicas.check_now()
+    await turn("conv-1")
+    assert replicas.affinity("conv-1") not in (None, moved)
+    replicas.close()
