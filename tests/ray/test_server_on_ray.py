@@ -127,6 +127,18 @@ KEYED: dict[str, Any] = {
     "ray": {"app_name": "keyed", "route_prefix": "/keyed", "ingress": NO_CPU, "deployment_defaults": NO_CPU},
 }
 
+# Two ingress replicas: stored responses must be shared for any of them to continue a conversation.
+SHARED: dict[str, Any] = {
+    "models": [{"name": "fake", "kind": "fake"}],
+    "server": {"api_keys": list(KEYS)},
+    "ray": {
+        "app_name": "shared",
+        "route_prefix": "/shared",
+        "ingress": {**NO_CPU, "num_replicas": 2},
+        "deployment_defaults": NO_CPU,
+    },
+}
+
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
@@ -137,6 +149,7 @@ def cluster() -> Iterator[Cluster]:
     with local_cluster() as running:
         ray_serve.run(build_app(CONFIG), name="modelport", route_prefix="/")
         ray_serve.run(build_app(KEYED), name="keyed", route_prefix="/keyed")
+        ray_serve.run(build_app(SHARED), name="shared", route_prefix="/shared")
         yield running
 
 
@@ -215,3 +228,25 @@ def test_past_max_queued_requests_is_openais_429_with_retry_after(base_url: str)
         error = refused.json()["error"]
         assert error["type"] == "rate_limit_error" and "narrow" in error["message"]
         assert float(refused.headers["retry-after"]) > 0
+
+
+def test_stored_responses_are_shared_by_every_ingress_replica(cluster: Cluster) -> None:
+    import ray
+
+    url = f"{cluster.url}/shared/v1"
+    mine, theirs = ({"Authorization": f"Bearer {key}"} for key in KEYS)
+    previous = None
+    for turn in range(8):
+        body = {"model": "fake", "input": f"turn {turn}", "previous_response_id": previous}
+        answer = httpx.post(f"{url}/responses", json=body, headers=mine, timeout=30)
+        assert answer.status_code == 200, answer.text
+        previous = answer.json()["id"]
+    # Whichever replica answers: the whole conversation, and only for the key that made it.
+    for _ in range(8):
+        items = httpx.get(f"{url}/responses/{previous}/input_items", headers=mine, timeout=30)
+        assert items.status_code == 200 and items.json()["data"][0]["content"][0]["text"] == "turn 7"
+        assert httpx.get(f"{url}/responses/{previous}", headers=theirs, timeout=30).status_code == 404
+    # One named, detached actor holds them, whoever made it.
+    actor = ray.get_actor("modelport-responses-shared", namespace="modelport")
+    assert ray.get(actor.get.remote(previous, "key-1")) is not None  # the first flat key's name
+    assert ray.get(actor.get.remote(previous, "key-2")) is None

@@ -152,21 +152,41 @@ def test_the_playground_end_to_end(server: ServeProcess, browser: Any, tmp_path:
     assert by_id(driver, "answer").text.strip() and not by_id(driver, "error").text
     shot("tool-result")
 
-    # 6. Embeddings: a heat map of cosine similarities.
+    # 6. The same turn through /v1/responses: a forced call, its result back, an answer.
+    Select(by_id(driver, "api")).select_by_value("responses")
+    driver.find_element("id", "reset").click()
+    Select(by_id(driver, "tool-choice")).select_by_value("required")
+    send(driver, "What is the weather in Rome?")
+    card = by_id(driver, "tool-call")
+    assert "get_weather" in card.text
+    assert isinstance(json.loads(card.find_element("css selector", ".arguments").text).get("city"), str)
+    Select(by_id(driver, "tool-choice")).select_by_value("none")
+    by_id(driver, "tool-result").send_keys('{"temperature": 22, "sky": "clear"}')
+    before = len(driver.find_elements("css selector", ".usage"))
+    by_id(driver, "send-tool-result").click()
+    wait(driver, lambda d: len(d.find_elements("css selector", ".usage")) > before)
+    assert by_id(driver, "answer").text.strip() and not by_id(driver, "error").text
+    usage = by_id(driver, "usage").text
+    assert "completion tokens" in usage and ("completed" in usage or "incomplete" in usage)
+    urls = requested_urls(driver)  # the browser's log is read once: kept for the last check
+    assert sum(u.endswith("/v1/responses") for u in urls) == 2
+    shot("responses")
+
+    # 7. Embeddings: a heat map of cosine similarities.
     by_id(driver, "tab-embeddings").click()
     Select(by_id(driver, "embed-model")).select_by_visible_text("minilm-l6")
     by_id(driver, "embed").click()
     wait(driver, lambda d: by_id(d, "heatmap").get_attribute("data-cells") == "16")
     shot("embeddings")
 
-    # 7. A wrong key: the server's message is shown.
+    # 8. A wrong key: the server's message is shown.
     key = by_id(driver, "api-key")
     key.clear()
     key.send_keys("wrong-key" + Keys.TAB)
     wait(driver, lambda d: "Incorrect API key" in by_id(d, "error").text)
     shot("wrong-key")
 
-    outside = [u for u in requested_urls(driver) if not u.startswith(server.base) and not u.startswith("data:")]
+    outside = [u for u in urls + requested_urls(driver) if not u.startswith(server.base) and not u.startswith("data:")]
     assert outside == []
 
 

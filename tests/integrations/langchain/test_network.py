@@ -1,6 +1,7 @@
 """langchain-tests over the network: the same model, reached through modelport's server.
 
 - ``ChatOpenAI(base_url=<modelport serve>, stream_usage=True)``: langchain-openai as a real client.
+- ``ChatOpenAI(base_url=..., use_responses_api=True)``: the same client through /v1/responses.
 - ``ChatModelPort`` over the ``openai`` worker: our own client path, against the same server.
 
 Both must pass and fail exactly where ChatModelPort in process does (``SmolLM2Limits``).
@@ -71,6 +72,28 @@ class TestChatOpenAIAgainstModelportServe(_Served):
             "stream_usage": True,
             "max_tokens": 64,
             "seed": SEED,
+            "max_retries": 0,
+        }
+
+
+class TestChatOpenAIResponsesAgainstModelportServe(_Served):
+    """ChatOpenAI in its Responses mode: the same suite through /v1/responses."""
+
+    @property
+    def chat_model_class(self) -> Any:
+        from langchain_openai import ChatOpenAI
+
+        return ChatOpenAI
+
+    @property
+    def chat_model_params(self) -> dict[str, Any]:
+        return {
+            "model": "smollm2-135m",
+            "base_url": self.url,
+            "api_key": "unused",
+            "use_responses_api": True,
+            "max_tokens": 64,
+            "temperature": 0,
             "max_retries": 0,
         }
 
