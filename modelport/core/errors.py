@@ -41,6 +41,7 @@ __all__ = [
     "NotFoundError",
     "NotSupportedError",
     "PermissionDeniedError",
+    "OverloadedError",
     "RateLimitedError",
     "ShuttingDownError",
     "TimeoutError",
@@ -196,6 +197,13 @@ class RateLimitedError(ModelPortError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class OverloadedError(RateLimitedError):
+    """The model's queue is full: every slot busy and no room to wait (not the key's own limit).
+
+    A 429 on the OpenAI endpoints, as OpenAI does; Anthropic's API calls it 529 ``overloaded_error``.
+    """
 
 
 class UpstreamUnavailableError(ModelPortError):

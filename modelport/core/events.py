@@ -89,11 +89,15 @@ class ToolCallDelta:
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """The end of one choice, with why it ended and (on the last choice) the usage."""
+    """The end of one choice, with why it ended and (on the last choice) the usage.
+
+    ``stop_sequence`` is the stop string that ended it, where the worker knows (local ones do).
+    """
 
     reason: FinishReason
     usage: Usage | None = None
     choice: int = 0
+    stop_sequence: str | None = None
 
 
 StreamEvent: TypeAlias = TextDelta | ReasoningDelta | ToolCallDelta | Finish

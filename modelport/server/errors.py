@@ -1,4 +1,8 @@
-"""Every failure as OpenAI's error object: ``{"error": {"message", "type", "param", "code"}}``."""
+"""Every failure as OpenAI's error object: ``{"error": {"message", "type", "param", "code"}}``.
+
+Under ``/v1/messages`` (Anthropic's API), failures take Anthropic's shape instead
+(``endpoints.messages.errors``): its clients read no other.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 
 from modelport.core.errors import ModelPortError
+from modelport.server.endpoints.messages import errors as anthropic
 from modelport.server.protocol import ErrorBody, ErrorResponse
 
 __all__ = ["error_body", "error_response", "install_error_handlers", "sse_error"]
@@ -33,7 +38,27 @@ def error_body(error: ModelPortError) -> ErrorResponse:
     return ErrorResponse(error=ErrorBody(message=error.message, type=error.error_type, param=param, code=error.code))
 
 
-def error_response(error: ModelPortError) -> Response:
+_ANTHROPIC_PREFIX = "/v1/messages"
+
+
+def _speaks_anthropic(request: Request | None) -> bool:
+    if request is None:
+        return False
+    path, root = request.scope.get("path", ""), request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return bool(path == _ANTHROPIC_PREFIX or path.startswith(_ANTHROPIC_PREFIX + "/"))
+
+
+def _anthropic_response(
+    request: Request, status: int, message: str, error: BaseException | None = None, headers: Any = None
+) -> Response:
+    record = request.scope.get("state", {}).get("record")
+    status, body = anthropic.error_body(status, message, getattr(record, "id", None), error)
+    return Response(body, status, headers=headers, media_type="application/json")
+
+
+def error_response(error: ModelPortError, request: Request | None = None) -> Response:
     """The JSON response for a typed error, with Retry-After when the error says when to retry."""
     headers = {}
     retry_after = getattr(error, "retry_after", None)  # 429s, and 503s while draining or loading
@@ -41,6 +66,10 @@ def error_response(error: ModelPortError) -> Response:
         headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     if error.status_code == 401:
         headers["WWW-Authenticate"] = "Bearer"
+    if request is not None and _speaks_anthropic(request):
+        param = getattr(error, "param", None)
+        message = error.message if not param or error.message.startswith(param) else f"{param}: {error.message}"
+        return _anthropic_response(request, error.status_code, message, error, headers)
     return Response(error_body(error).json_bytes(), error.status_code, headers=headers, media_type="application/json")
 
 
@@ -49,7 +78,11 @@ def sse_error(error: ModelPortError) -> bytes:
     return b"data: " + error_body(error).json_bytes() + b"\n\n"
 
 
-def _plain(status: int, message: str, *, param: str | None = None, code: str | None = None) -> Response:
+def _plain(
+    status: int, message: str, *, param: str | None = None, code: str | None = None, request: Request | None = None
+) -> Response:
+    if request is not None and _speaks_anthropic(request):
+        return _anthropic_response(request, status, message)
     body = ErrorResponse(
         error=ErrorBody(message=message, type=_TYPES.get(status, "server_error"), param=param, code=code)
     )
@@ -71,35 +104,38 @@ async def _on_validation(request: Request, exc: Exception) -> Response:
     errors = exc.errors()
     first = errors[0] if errors else {}
     if first.get("type") == "json_invalid":
-        return _plain(400, f"The request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".strip())
+        text = f"The request body is not valid JSON: {first.get('ctx', {}).get('error', '')}".strip()
+        return _plain(400, text, request=request)
     loc = tuple(first.get("loc", ()))
     if loc == ("body",):
-        return _plain(400, "The request body must be a JSON object (with Content-Type: application/json).")
+        return _plain(
+            400, "The request body must be a JSON object (with Content-Type: application/json).", request=request
+        )
     param = _location(loc)
     message = str(first.get("msg", "invalid request"))
     if first.get("type") == "missing":
         message = "a required field is missing"
     where = f"{param}: " if param else ""
-    return _plain(400, f"{where}{message}", param=param)
+    return _plain(400, f"{where}{message}", param=param, request=request)
 
 
 async def _on_modelport(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ModelPortError)
     if exc.status_code >= 500:
         logger.warning("%s %s failed: %s", request.method, request.url.path, exc.message)
-    return error_response(exc)
+    return error_response(exc, request)
 
 
 async def _on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else json.dumps(exc.detail)
     code = "not_found" if exc.status_code == 404 else None
-    return _plain(exc.status_code, detail, code=code)
+    return _plain(exc.status_code, detail, code=code, request=request)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     logger.exception("unexpected error on %s %s", request.method, request.url.path)
-    return _plain(500, f"internal error: {type(exc).__name__}")
+    return _plain(500, f"internal error: {type(exc).__name__}", request=request)
 
 
 def install_error_handlers(app: FastAPI) -> None:

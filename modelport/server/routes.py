@@ -12,6 +12,8 @@ from modelport.server import protocol as wire
 from modelport.server.endpoints.chat import ChatEndpoint
 from modelport.server.endpoints.completions import CompletionsEndpoint
 from modelport.server.endpoints.embeddings import EmbeddingsEndpoint
+from modelport.server.endpoints.messages.endpoint import MessagesEndpoint
+from modelport.server.endpoints.messages.wire import CountTokensRequest, CreateMessage
 from modelport.server.endpoints.responses.endpoint import ResponsesEndpoint
 from modelport.server.endpoints.responses.wire import CreateResponse, InputTokensRequest
 from modelport.server.ops.auth import ApiKey
@@ -26,6 +28,8 @@ __all__ = [
     "delete_response",
     "embeddings",
     "health",
+    "count_message_tokens",
+    "create_message",
     "list_models",
     "metrics",
     "ready",
@@ -40,8 +44,18 @@ __all__ = [
 State = Annotated[ServerState, Depends(get_state)]
 
 
-def require_key(state: State, request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
-    """Checks the Bearer key when the server has keys, and the key's requests per minute."""
+def require_key(
+    state: State,
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """Checks the key when the server has keys, and the key's requests per minute.
+
+    The key comes as ``Authorization: Bearer`` (OpenAI's way) or ``x-api-key`` (Anthropic's).
+    """
+    if authorization is None and x_api_key is not None:
+        authorization = f"Bearer {x_api_key}"
     key = state.keys.check(authorization)
     record_of(request).key = key
     if key is not None and request.method == "POST":
@@ -109,6 +123,18 @@ async def response_input_items(
     """A stored response's input items, paginated."""
     endpoint = ResponsesEndpoint(state, record_of(request))
     return await endpoint.input_items(response_id, after=after, before=before, limit=limit, order=order)
+
+
+@v1.post("/messages", responses=_ERRORS)
+async def create_message(body: CreateMessage, state: State, request: Request) -> Response:
+    """Creates a message (Anthropic's Messages API); with ``stream``, as Anthropic's events."""
+    return await MessagesEndpoint(state, record_of(request), request.is_disconnected)(body)
+
+
+@v1.post("/messages/count_tokens", responses=_ERRORS)
+async def count_message_tokens(body: CountTokensRequest, state: State, request: Request) -> Response:
+    """Counts a message's input tokens with the model's own tokenizer and template."""
+    return await MessagesEndpoint(state, record_of(request)).count_tokens(body)
 
 
 @v1.post("/embeddings", responses=_ERRORS, response_model=wire.EmbeddingResponse)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from modelport.core.errors import ModelPortError, RateLimitedError
+from modelport.core.errors import ModelPortError, OverloadedError
 
 __all__ = ["FREE_SLOT", "BodyLimit", "Limits", "ModelLimiter", "RequestTooLargeError", "Slot"]
 
@@ -119,7 +119,7 @@ class ModelLimiter:
         """
         gate = self._gate(model, parallelism)
         if gate.semaphore.locked() and gate.waiting >= gate.limits.max_queue:
-            raise RateLimitedError(
+            raise OverloadedError(
                 f"The model {model!r} is busy: {gate.limits.max_concurrency} requests running and "
                 f"{gate.waiting} waiting. Retry shortly.",
                 retry_after=1.0,

@@ -180,7 +180,9 @@ class RequestTracking:
             if message["type"] == "http.response.start":
                 if record.status == 0:
                     record.status = message["status"]
-                MutableHeaders(scope=message)["X-Request-Id"] = request_id
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-Id"] = request_id
+                headers["request-id"] = request_id  # Anthropic's name for it
             elif message["type"] == "http.response.body" and not message.get("more_body", False):
                 finished = True
             await send(message)

@@ -84,6 +84,7 @@ class GenerationStats:
     tokens: int = 0
     eos: bool = False
     cached_tokens: int = 0  # prompt tokens the engine did not compute again
+    stop_sequence: str | None = None  # the request's stop string that ended the text
     logprobs: list[TokenLogprob] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)  # chosen tokens' log probabilities, if asked
     extra: dict[str, Any] = field(default_factory=dict)

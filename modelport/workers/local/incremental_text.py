@@ -20,6 +20,7 @@ class StopMatcher:
         self._longest = max((len(s) for s in self._stops), default=0)
         self._pending = ""
         self.stopped = False
+        self.matched: str | None = None  # the stop string that ended the text
 
     def feed(self, text: str) -> str:
         """Adds ``text``; returns what is safe to emit now."""
@@ -28,8 +29,10 @@ class StopMatcher:
         if not self._stops:
             return text
         buf = self._pending + text
-        cut = min((i for i in (buf.find(s) for s in self._stops) if i >= 0), default=-1)
+        found = [(i, s) for s in self._stops if (i := buf.find(s)) >= 0]
+        cut = min(found)[0] if found else -1
         if cut >= 0:
+            self.matched = min(found)[1]
             self.stopped = True
             self._pending = ""
             return buf[:cut]

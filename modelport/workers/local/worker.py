@@ -229,7 +229,7 @@ class LocalChatWorker(ChatWorker):
                 cached_tokens = cached_tokens or stats.cached_tokens
                 last = choice == request.n - 1
                 usage = Usage(len(prompt.ids), completion_tokens, cached_tokens=cached_tokens) if last else None
-                yield Finish(reason, usage, choice)
+                yield Finish(reason, usage, choice, stats.stop_sequence)
 
     def _pieces(
         self,
@@ -305,6 +305,7 @@ class LocalChatWorker(ChatWorker):
             close = getattr(pieces, "close", None)
             if close is not None:
                 close()
+        stats.stop_sequence = stops.matched
         tail = stops.flush()
         if tail:
             yield from attach(output.feed(tail, choice))

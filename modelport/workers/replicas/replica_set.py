@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator, Mappin
 from typing import Any, TypeVar
 
 from modelport.core.capabilities import Capabilities
-from modelport.core.errors import BadRequestError, RateLimitedError, UpstreamUnavailableError
+from modelport.core.errors import BadRequestError, OverloadedError, RateLimitedError, UpstreamUnavailableError
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
@@ -323,7 +323,7 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
         return sum(self._queues.get(r.id, 64) for r in list(self._replicas) if r.routable(now))
 
     def _full(self) -> RateLimitedError:
-        return RateLimitedError(
+        return OverloadedError(
             f"Every replica of {self.name!r} is busy and {self.waiting} requests are waiting. Retry shortly.",
             retry_after=1.0,
         )
