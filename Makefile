@@ -14,7 +14,7 @@ LLAMA_CPP_CMAKE_ARGS ?= -DCMAKE_C_FLAGS='-mno-amx-tile -mno-amx-int8 -mno-amx-bf
 endif
 # The agent clients the end-to-end tests drive, pinned: the versions whose requests the tests
 # were written against.
-NODE_CLIENTS ?= @openai/codex@0.169.0
+NODE_CLIENTS ?= @openai/codex@0.169.0 @anthropic-ai/claude-code@2.1.328
 MODEL ?= smollm2-135m
 PORT ?= 8000
 export HF_HUB_OFFLINE := 1

