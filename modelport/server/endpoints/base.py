@@ -73,9 +73,14 @@ class Generation:
     first: StreamEvent | None
     worker: ChatWorker
     request: ChatRequest
+    pending: asyncio.Future[StreamEvent | None] | None = None
+    """The first event, still coming, when ``start`` stopped waiting for it."""
 
     async def all_events(self) -> AsyncIterator[StreamEvent]:
         """The first event, then the rest of the stream."""
+        if self.pending is not None:
+            self.first = await self.pending
+            self.pending = None
         if self.first is not None:
             yield self.first
         async for event in self.events:
@@ -83,6 +88,10 @@ class Generation:
 
     async def close(self) -> None:
         """Closes the worker's stream, which stops its generation, and frees the slot."""
+        if self.pending is not None and not self.pending.done():
+            self.pending.cancel()  # stops the worker mid-prefill
+            with contextlib.suppress(BaseException):
+                await self.pending
         try:
             aclose = getattr(self.events, "aclose", None)
             if aclose is not None:
@@ -168,12 +177,20 @@ class Endpoint:
         detail = f"{prompt or 0} in the prompt and {request.n} x {budget or 0} for the answer"
         self.record.reserved_tokens = self.state.quotas.reserve(key, tokens, detail)
 
-    async def start(self, worker: ChatWorker, request: ChatRequest) -> Generation:
+    async def start(self, worker: ChatWorker, request: ChatRequest, *, first_within: float | None = None) -> Generation:
         """Takes a slot and pulls the first event, so that errors before any output get a real status.
 
         The model's output cap (its entry's ``limits.max_output_tokens``) applies first, whatever
         the client asked; then the key's token reservation (``reserve``). The events are noted
         on the record and cut, with ``ShuttingDownError``, when the server stops.
+
+        Args:
+            worker: The model's worker.
+            request: The request.
+            first_within: Seconds to wait for the first event; past them the answer starts
+                anyway, with the first event still coming (``Generation.pending``). For streams
+                whose clients give up on a silent connection (a long prompt's prefill): their
+                API can then send its heartbeats, and a failure comes as its error event.
         """
         cap = self.state.output_cap(self.record.model)
         if cap is not None and (request.max_tokens is None or request.max_tokens > cap):
@@ -182,9 +199,15 @@ class Endpoint:
         slot = await self.slot(worker)
         events = self.state.lifecycle.guard(tracked_events(worker.astream(request), self.record))
         generation = Generation(slot, events, None, worker, request)
+        pull: asyncio.Future[StreamEvent | None] = asyncio.ensure_future(anext(aiter(events), None))
         try:
-            generation.first = await anext(aiter(events), None)
+            done, _ = await asyncio.wait({pull}, timeout=first_within)
+            if done:
+                generation.first = pull.result()
+            else:
+                generation.pending = pull
         except BaseException:
+            generation.pending = pull
             await generation.close()
             raise
         return generation

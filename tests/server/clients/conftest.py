@@ -76,6 +76,8 @@ class RequestLog:
         async def spy() -> dict[str, Any]:
             nonlocal body
             message: dict[str, Any] = await receive()
+            if message["type"] != "http.request":  # the app also listens for the disconnect
+                return message
             body += message.get("body", b"")
             if not message.get("more_body"):
                 self.posts.append((scope["path"], hashlib.sha256(body).hexdigest()))

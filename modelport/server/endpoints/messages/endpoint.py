@@ -20,7 +20,10 @@ from modelport.server.ops.tracking import aclose
 __all__ = ["PING_S", "MessagesEndpoint"]
 
 # How long a stream may stay silent before a ``ping`` (long prefills, slow tools).
-PING_S = 10.0
+PING_S = 5.0
+# How long a stream waits for the model's first event before it starts with pings: errors
+# found before then keep their status; Claude Code retries a request whose answer is silent.
+FIRST_EVENT_S = 2.0
 # The core's field names, as this API names them.
 _PARAMS = {"max_tokens": "max_tokens", "stop": "stop_sequences", "messages": "messages"}
 
@@ -110,7 +113,7 @@ class MessagesEndpoint(Endpoint, name="messages", id_prefix="msg"):
         request = _request(body)
         worker = await self.chat_worker(body.model)
         builder = MessageBuilder(self.response_id, body.model, seal=self.state.sealer.seal)
-        generation = await self.start(worker, request)
+        generation = await self.start(worker, request, first_within=FIRST_EVENT_S if body.stream else None)
         if not body.stream:
             await self.whole(_folded_into(builder, generation))
             builder.end()
