@@ -25,6 +25,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "KeyConfig",
+    "DefaultsConfig",
     "LimitsConfig",
     "ModelConfig",
     "ResponsesConfig",
@@ -50,6 +51,20 @@ class LimitsConfig(_Section):
     )
 
 
+class DefaultsConfig(_Section):
+    """A model's ``defaults:`` block: sampling for requests that leave a field unset.
+
+    As Ollama's Modelfile parameters, on every endpoint: clients that send no sampling of their
+    own (agent clients) get these.
+    """
+
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    top_k: int | None = Field(default=None, ge=0)
+    min_p: float | None = Field(default=None, ge=0, le=1)
+    seed: int | None = None
+
+
 class ModelConfig(_Section):
     """One ``models:`` entry: a name bound to a worker kind and its parameters.
 
@@ -62,6 +77,7 @@ class ModelConfig(_Section):
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
     limits: LimitsConfig | None = None
+    defaults: DefaultsConfig | None = None
     replicas: int = Field(default=1, ge=1)
     weight: float = Field(default=1.0, gt=0, description="share of traffic under the weighted strategy")
     id: str | None = Field(default=None, min_length=1, description="the replica's id (default NAME-N)")
@@ -74,8 +90,17 @@ class ModelConfig(_Section):
     def entry(self) -> ModelEntry:
         """The registry entry of a model served by this entry alone."""
         return ModelEntry(
-            self.name, self.kind, dict(self.params), self.description, self._limits(), base_model=self.base_model
+            self.name,
+            self.kind,
+            dict(self.params),
+            self.description,
+            self._limits(),
+            base_model=self.base_model,
+            defaults=self._defaults(),
         )
+
+    def _defaults(self) -> dict[str, Any]:
+        return {} if self.defaults is None else self.defaults.model_dump(exclude_none=True)
 
     def members(self) -> list[dict[str, Any]]:
         """This entry as replica-set members, one per replica."""
@@ -236,7 +261,9 @@ class Config(_Section):
             # The server caps a name's answers: the tightest cap its replicas set.
             caps = [m.limits.max_output_tokens for m in group if m.limits and m.limits.max_output_tokens]
             limits = {"max_output_tokens": min(caps)} if caps else {}
-            out.append(ModelEntry(name, "replica-set", params, group[0].description, limits, base))
+            # One name, one set of defaults: the first entry's (the replicas serve one model).
+            defaults = group[0]._defaults()
+            out.append(ModelEntry(name, "replica-set", params, group[0].description, limits, base, defaults))
         return out + [c.entry() for c in self.chains]
 
     def registry(self, *, include_builtin: bool = True) -> ModelRegistry:

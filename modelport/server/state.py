@@ -7,7 +7,7 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import Request
 
@@ -135,6 +135,12 @@ class ServerState:
             return None
         cap = self.registry.entry(model).limits.get("max_output_tokens")
         return int(cap) if cap else None
+
+    def request_defaults(self, model: str) -> Mapping[str, Any]:
+        """Sampling fields ``model``'s entry sets for requests that leave them unset (``defaults:``)."""
+        if model not in self.registry.names():
+            return {}
+        return self.registry.entry(model).defaults
 
     async def slot(self, model: str, worker: Worker) -> Slot:
         """A place for one request on ``model``: the server's gate, unless the worker limits itself."""

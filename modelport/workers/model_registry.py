@@ -32,6 +32,8 @@ class ModelEntry:
     Attributes:
         base_model: A pretrained base model, not instruction-tuned: it continues text rather
             than follows instructions, so clients should not offer it as a chat default.
+        defaults: Sampling fields (``temperature``, ``top_p``, ``top_k``, ``min_p``, ``seed``)
+            for requests that leave them unset; the server applies them on every endpoint.
     """
 
     name: str
@@ -40,6 +42,7 @@ class ModelEntry:
     description: str = ""
     limits: Mapping[str, int] = field(default_factory=dict)
     base_model: bool = False
+    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (

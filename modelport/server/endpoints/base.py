@@ -192,6 +192,9 @@ class Endpoint:
                 whose clients give up on a silent connection (a long prompt's prefill): their
                 API can then send its heartbeats, and a failure comes as its error event.
         """
+        unset = {k: v for k, v in self.state.request_defaults(self.record.model).items() if getattr(request, k) is None}
+        if unset:
+            request = replace(request, **unset)
         cap = self.state.output_cap(self.record.model)
         if cap is not None and (request.max_tokens is None or request.max_tokens > cap):
             request = replace(request, max_tokens=cap)

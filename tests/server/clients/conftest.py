@@ -61,11 +61,15 @@ def client_binary(name: str, variable: str) -> str | None:
 
 
 class RequestLog:
-    """ASGI middleware: every POST body's digest, by path, to see whether a client retried."""
+    """ASGI middleware: every POST body's digest, by path, to see whether a client retried.
+
+    ``statuses`` holds each POST's answer status, in order.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.posts: list[tuple[str, str]] = []
+        self.statuses: list[int] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["method"] != "POST":
@@ -83,7 +87,12 @@ class RequestLog:
                 self.posts.append((scope["path"], hashlib.sha256(body).hexdigest()))
             return message
 
-        await self.app(scope, spy, send)
+        async def sent(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                self.statuses.append(message["status"])
+            await send(message)
+
+        await self.app(scope, spy, sent)
 
 
 @pytest.fixture(scope="package")

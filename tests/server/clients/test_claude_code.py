@@ -32,7 +32,7 @@ def test_a_turn_on_the_real_model_ends_with_its_answer(agent_url: str, agent_log
         ANTHROPIC_DEFAULT_HAIKU_MODEL="smollm2-long",  # its fast model, for side tasks
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
     )
-    before = len(agent_log.posts)
+    before, answered = len(agent_log.posts), len(agent_log.statuses)
     done = subprocess.run(
         [str(CLAUDE), "-p", "Say hello in one short sentence."],
         cwd=tmp_path,
@@ -42,10 +42,17 @@ def test_a_turn_on_the_real_model_ends_with_its_answer(agent_url: str, agent_log
         timeout=500,
         stdin=subprocess.DEVNULL,
     )
+    posts, statuses = agent_log.posts[before:], agent_log.statuses[answered:]
+    assert [p for p, _ in posts if p == "/v1/messages"], posts
+    assert set(statuses) == {200}, statuses  # nothing refused, nothing failed
+    # Each request once: a client that got an error, or gave up on a silent stream, resends the
+    # same body. (Claude Code's own continuations differ: they add a turn.)
+    assert max(collections.Counter(posts).values()) == 1, posts
+    if len(posts) > 1 and "output token maximum" in done.stdout:
+        pytest.xfail(
+            "SmolLM2-135M, past its trained 8,192-token context, did not end its answer within the "
+            "entry's cap; Claude Code asked it to continue three times and gave up (the model's limit)"
+        )
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert done.stdout.strip(), done.stderr[-3000:]
     assert "API Error" not in done.stdout and "<tool_call>" not in done.stdout
-    posts = agent_log.posts[before:]
-    assert [p for p, _ in posts if p == "/v1/messages"], posts
-    # Each request once: a client that got an error would have retried the same body.
-    assert max(collections.Counter(posts).values()) == 1, posts

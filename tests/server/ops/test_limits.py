@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import pytest
 from fastapi.testclient import TestClient
 
 from modelport.server import create_app
@@ -87,3 +88,23 @@ def test_a_models_output_cap_holds_on_every_endpoint_whatever_the_client_asks() 
             assert answer["usage"]["output_tokens"] <= 5, answer
     finally:
         registry.close()
+
+
+def test_a_models_defaults_fill_what_the_request_leaves_unset() -> None:
+    # defaults:, as Ollama's Modelfile parameters: for clients that send no sampling of their own.
+    from modelport.config import ConfigError, parse_config
+    from modelport.workers.kinds.fake import FakeChatWorker
+
+    config = parse_config({"models": [{"name": "m", "kind": "fake", "defaults": {"temperature": 0, "top_k": 5}}]})
+    registry = config.registry(include_builtin=False)
+    worker = registry.chat("m")
+    assert isinstance(worker, FakeChatWorker)
+    ask = [{"role": "user", "content": "hi"}]
+    with TestClient(create_app(registry)) as client:
+        client.post("/v1/chat/completions", json={"model": "m", "messages": ask})
+        client.post("/v1/chat/completions", json={"model": "m", "messages": ask, "temperature": 0.7})
+        client.post("/v1/messages", json={"model": "m", "max_tokens": 8, "messages": ask})
+    assert [(r.temperature, r.top_k) for r in worker.requests] == [(0, 5), (0.7, 5), (0, 5)]
+    with pytest.raises(ConfigError) as info:
+        parse_config({"models": [{"name": "m", "kind": "fake", "defaults": {"temperature": 3}}]})
+    assert info.value.param == "models[0].defaults.temperature"

@@ -4,3 +4,5 @@
 turns the worker's events into a message and its stream events, ``errors`` gives failures
 Anthropic's shape, and ``endpoint`` runs it on the shared endpoint base.
 """
+
+__all__: list[str] = []
