@@ -26,7 +26,7 @@ from modelport.core.request import ChatRequest
 from modelport.server.encoding import DONE
 from modelport.server.errors import sse_error
 from modelport.server.ops.limits import Slot
-from modelport.server.ops.tracking import RequestRecord, tracked_events
+from modelport.server.ops.tracking import RequestRecord, aclose, tracked_events
 from modelport.server.protocol import WireResponse
 from modelport.server.state import ServerState
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
@@ -86,6 +86,25 @@ class Generation:
         async for event in self.events:
             yield event
 
+    def folded(self, feed: Callable[[StreamEvent], object]) -> Generation:
+        """This generation, each of its events also given to ``feed`` as it passes.
+
+        For whole answers that an API builds from events as its stream would (Responses,
+        Messages): ``Endpoint.whole`` runs the generation, ``feed`` builds the answer.
+        """
+
+        async def passing() -> AsyncIterator[StreamEvent]:
+            try:
+                async for event in self.events:
+                    feed(event)
+                    yield event
+            finally:
+                await aclose(self.events)
+
+        if self.first is not None:
+            feed(self.first)
+        return Generation(self.slot, passing(), self.first, self.worker, self.request, self.pending)
+
     async def close(self) -> None:
         """Closes the worker's stream, which stops its generation, and frees the slot."""
         if self.pending is not None and not self.pending.done():
@@ -93,9 +112,7 @@ class Generation:
             with contextlib.suppress(BaseException):
                 await self.pending
         try:
-            aclose = getattr(self.events, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await aclose(self.events)
         finally:
             self.slot.release()
 

@@ -10,12 +10,11 @@ from fastapi.responses import JSONResponse, Response
 from modelport.core.errors import BadRequestError, ModelPortError
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest
-from modelport.server.endpoints.base import Endpoint, Generation
+from modelport.server.endpoints.base import Endpoint
 from modelport.server.endpoints.messages import translate
 from modelport.server.endpoints.messages.errors import error_event
 from modelport.server.endpoints.messages.output import MessageBuilder, sse_event
 from modelport.server.endpoints.messages.wire import CountTokensRequest, CreateMessage
-from modelport.server.ops.tracking import aclose
 
 __all__ = ["PING_S", "MessagesEndpoint"]
 
@@ -83,22 +82,6 @@ async def _with_pings(events: AsyncIterator[StreamEvent], every: float) -> Async
             pending.cancel()
 
 
-def _folded_into(builder: MessageBuilder, generation: Generation) -> Generation:
-    """The generation, its events also folded into ``builder`` as they pass."""
-
-    async def folded() -> AsyncIterator[StreamEvent]:
-        try:
-            async for event in generation.events:
-                builder.feed(event)
-                yield event
-        finally:
-            await aclose(generation.events)
-
-    if generation.first is not None:
-        builder.feed(generation.first)
-    return Generation(generation.slot, folded(), generation.first, generation.worker, generation.request)
-
-
 class MessagesEndpoint(Endpoint, name="messages", id_prefix="msg"):
     """Serves one Messages request, whole or as a stream of Anthropic's events."""
 
@@ -115,7 +98,7 @@ class MessagesEndpoint(Endpoint, name="messages", id_prefix="msg"):
         builder = MessageBuilder(self.response_id, body.model, seal=self.state.sealer.seal)
         generation = await self.start(worker, request, first_within=FIRST_EVENT_S if body.stream else None)
         if not body.stream:
-            await self.whole(_folded_into(builder, generation))
+            await self.whole(generation.folded(builder.feed))
             builder.end()
             return JSONResponse(builder.message)
 

@@ -62,6 +62,13 @@ def _image(block: Mapping[str, Any], where: str) -> ImagePart:
     raise BadRequestError(f"unsupported image source {kind!r} (base64 or url)", param=f"{where}.source.type")
 
 
+def _content(parts: list[ContentPart]) -> Any:
+    """Text parts as one string (what every chat template takes); with an image, the parts."""
+    if all(isinstance(p, TextPart) for p in parts):
+        return "".join(p.text for p in parts if isinstance(p, TextPart))
+    return tuple(parts)
+
+
 def system_message(system: str | Sequence[Mapping[str, Any]] | None, where: str = "system") -> SystemMessage | None:
     """``system``, a string or text blocks (their ``cache_control`` ignored), as one message."""
     if system is None:
@@ -100,9 +107,7 @@ def _tool_result(block: Mapping[str, Any], where: str, known: set[str]) -> ToolM
                 raise BadRequestError(f"unsupported block type {kind!r} in a tool result", param=f"{at}.type")
     else:
         raise BadRequestError("must be a string or a list of blocks", param=f"{where}.content")
-    text_only = all(isinstance(p, TextPart) for p in parts)
-    body: Any = "".join(p.text for p in parts if isinstance(p, TextPart)) if text_only else tuple(parts)
-    return ToolMessage(body, call_id, is_error=bool(block.get("is_error")))
+    return ToolMessage(_content(parts), call_id, is_error=bool(block.get("is_error")))
 
 
 def _user(content: Sequence[Any], where: str, known: set[str]) -> list[Message]:
@@ -120,9 +125,7 @@ def _user(content: Sequence[Any], where: str, known: set[str]) -> list[Message]:
         else:
             raise BadRequestError(f"unsupported block type {kind!r} in a user message", param=f"{at}.type")
     if parts:
-        text_only = all(isinstance(p, TextPart) for p in parts)
-        joined: Any = "".join(p.text for p in parts if isinstance(p, TextPart)) if text_only else tuple(parts)
-        out.append(UserMessage(joined))
+        out.append(UserMessage(_content(parts)))
     return out
 
 

@@ -14,12 +14,11 @@ from modelport.core.errors import BadRequestError, ContextLengthExceededError, M
 from modelport.core.events import StreamEvent
 from modelport.core.messages import Message, SystemMessage
 from modelport.core.request import ChatRequest
-from modelport.server.endpoints.base import Endpoint, Generation
+from modelport.server.endpoints.base import Endpoint
 from modelport.server.endpoints.responses import translate
 from modelport.server.endpoints.responses.output import OutputBuilder, item_id, sse_event
 from modelport.server.endpoints.responses.store import StoredResponse
 from modelport.server.endpoints.responses.wire import CreateResponse, InputTokensRequest
-from modelport.server.ops.tracking import aclose
 from modelport.workers.base import ChatWorker
 
 __all__ = ["ResponsesEndpoint"]
@@ -211,7 +210,7 @@ class ResponsesEndpoint(Endpoint, name="responses", id_prefix="resp"):
                 await asyncio.to_thread(self.state.response_store.put, entry)
 
         if not body.stream:
-            await self.whole(_generation_into(builder, generation))
+            await self.whole(generation.folded(builder.feed))
             _, events = builder.end()
             response = events[-1]["response"]
             await keep(response)
@@ -325,22 +324,6 @@ def _renamed(error: BadRequestError) -> BadRequestError:
             renamed.args = (renamed.message,)
         return renamed
     return BadRequestError(message.replace(error.param or "", param), param=param, code=error.code)
-
-
-def _generation_into(builder: OutputBuilder, generation: Generation) -> Generation:
-    """The generation, its events also folded into ``builder`` as they pass."""
-
-    async def folded() -> AsyncIterator[StreamEvent]:
-        try:
-            async for event in generation.events:
-                builder.feed(event)
-                yield event
-        finally:
-            await aclose(generation.events)
-
-    if generation.first is not None:
-        builder.feed(generation.first)
-    return Generation(generation.slot, folded(), generation.first, generation.worker, generation.request)
 
 
 def _replace_messages(request: ChatRequest, messages: list[Message]) -> ChatRequest:
