@@ -84,10 +84,14 @@ class ToolSpec:
         Args:
             data: The tool.
             where: Its path in the request, for errors.
-            flat: The Responses API's form, whose fields stand at the top: errors name
-                ``where.parameters`` rather than chat's ``where.function.parameters``.
+            flat: The Responses API's form, whose fields stand at the top (a nested
+                ``function`` is not read): errors name ``where.parameters`` rather than chat's
+                ``where.function.parameters``.
         """
-        fn = data.get("function", data) if data.get("type", "function") == "function" else None
+        if data.get("type", "function") != "function":
+            fn: Any = None
+        else:  # the Responses form has no nested function object: a chat-form tool lacks its name
+            fn = data if flat else data.get("function", data)
         if not isinstance(fn, Mapping):
             raise BadRequestError(f"unsupported tool type {data.get('type')!r}", param=f"{where}.type")
         at = where if flat else f"{where}.function"

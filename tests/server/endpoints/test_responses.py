@@ -13,6 +13,7 @@ import httpx
 import pytest
 from pydantic import BaseModel
 
+from modelport.core.messages import content_text
 from tests.server.conftest import KEYS, REASONER_SEEN
 
 WEATHER = {
@@ -260,7 +261,9 @@ def test_sealed_reasoning_survives_a_stateless_turn(client: Any) -> None:
         ],
         store=False,
     )
-    assistant = [m for m in REASONER_SEEN[-1].messages if m.role == "assistant"]
+    # The session's fake model is shared: pick this turn's request out of what it saw.
+    turn = next(r for r in REASONER_SEEN if content_text(r.messages[-1].content) == "and the sky?")
+    assistant = [m for m in turn.messages if m.role == "assistant"]
     assert assistant and assistant[0].reasoning == "thinking about the sea"
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = ["CreateResponse", "InputTokensRequest"]
 
@@ -34,7 +34,8 @@ class CreateResponse(InputTokensRequest):
     max_output_tokens: int | None = None
     temperature: float | None = None
     top_p: float | None = None
-    top_logprobs: int | None = None
+    # Checked here too: without the logprobs include it never reaches a ChatRequest, yet it is echoed.
+    top_logprobs: int | None = Field(None, ge=0, le=20)
     metadata: dict[str, str] | None = None
     user: str | None = None
     safety_identifier: str | None = None
