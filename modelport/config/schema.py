@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from modelport.config.ray_options import DeploymentOptions, RaySection
 from modelport.core.durations import parse_duration
 from modelport.core.errors import BadRequestError, ConfigError
+from modelport.workers.aliases import alias_clashes
 from modelport.workers.entry_params import check_params, did_you_mean
 from modelport.workers.kind_registry import KindRegistry, worker_kinds
 from modelport.workers.model_registry import BUILTIN_MODELS, ModelEntry, ModelRegistry
@@ -83,6 +85,9 @@ class ModelConfig(_Section):
     id: str | None = Field(default=None, min_length=1, description="the replica's id (default NAME-N)")
     base_model: bool = Field(default=False, description="a pretrained base model, not instruction-tuned")
     ray: DeploymentOptions | None = Field(default=None, description="its Serve deployment's options (--backend ray)")
+    aliases: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=list, description="other names it answers to: exact, or globs such as claude-*"
+    )
 
     def _limits(self) -> dict[str, int]:
         return {} if self.limits is None else self.limits.model_dump(exclude_none=True)
@@ -97,6 +102,7 @@ class ModelConfig(_Section):
             self._limits(),
             base_model=self.base_model,
             defaults=self._defaults(),
+            aliases=tuple(self.aliases),
         )
 
     def _defaults(self) -> dict[str, Any]:
@@ -147,10 +153,12 @@ class ChainConfig(_Section):
     params: dict[str, Any] = Field(default_factory=dict)
     description: str = ""
     ray: DeploymentOptions | None = Field(default=None, description="its Serve deployment's options (--backend ray)")
+    aliases: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list, description="other names")
 
     def entry(self) -> ModelEntry:
         """The ``runnable`` entry that serves the chain."""
-        return ModelEntry(self.name, "runnable", {"factory": self.factory, **self.params}, self.description)
+        params = {"factory": self.factory, **self.params}
+        return ModelEntry(self.name, "runnable", params, self.description, aliases=tuple(self.aliases))
 
 
 class KeyConfig(_Section):
@@ -263,8 +271,13 @@ class Config(_Section):
             limits = {"max_output_tokens": min(caps)} if caps else {}
             # One name, one set of defaults: the first entry's (the replicas serve one model).
             defaults = group[0]._defaults()
-            out.append(ModelEntry(name, "replica-set", params, group[0].description, limits, base, defaults))
+            entry = ModelEntry(name, "replica-set", params, group[0].description, limits, base, defaults)
+            out.append(replace(entry, aliases=self.aliases_of(name)))
         return out + [c.entry() for c in self.chains]
+
+    def aliases_of(self, name: str) -> tuple[str, ...]:
+        """The aliases of model ``name``: its entries declare them once, or identically."""
+        return next((tuple(m.aliases) for m in self.models if m.name == name and m.aliases), ())
 
     def registry(self, *, include_builtin: bool = True) -> ModelRegistry:
         """A registry of the built-ins (unless left out) with this file's entries over them."""
@@ -339,7 +352,7 @@ def parse_config(data: Any, *, kinds: KindRegistry = worker_kinds) -> Config:
         config = Config.model_validate(data)
     except ValidationError as error:
         raise config_error(error) from None
-    problems = list(_name_problems(config))
+    problems = [*_name_problems(config), *_alias_problems(config)]
     for i, model in enumerate(config.models):
         where = f"models[{i}]"
         try:
@@ -356,6 +369,21 @@ def parse_config(data: Any, *, kinds: KindRegistry = worker_kinds) -> Config:
     if problems:
         raise _error(problems)
     return config
+
+
+def _alias_problems(config: Config) -> Iterator[tuple[str, str]]:
+    """Replicas of one name declare one list of aliases; two models never claim one alias."""
+    declared: dict[str, list[str]] = {}
+    for i, model in enumerate(config.models):
+        if not model.aliases:
+            continue
+        first = declared.setdefault(model.name, model.aliases)
+        if model.aliases != first:
+            yield f"models[{i}].aliases", f"replicas of {model.name!r} declare the same aliases, or only one does"
+    where = [f"models[{i}]" for i in range(len(config.models))] + [f"chains[{i}]" for i in range(len(config.chains))]
+    claims = [(m.name, m.aliases) for m in config.models] + [(c.name, c.aliases) for c in config.chains]
+    for i, j, message in alias_clashes(claims):
+        yield f"{where[i]}.aliases[{j}]", message
 
 
 def _name_problems(config: Config) -> Iterator[tuple[str, str]]:

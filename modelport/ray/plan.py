@@ -118,9 +118,10 @@ def plan(config: Config, *, kinds: KindRegistry = worker_kinds) -> AppPlan:
             )
         routed = name in config.fallbacks or name in config.router.per_model
         base = all(model.base_model for _, model in group)
+        description, aliases = group[0][1].description, config.aliases_of(name)
         if len(group) == 1 and not routed:
             params = members[0]["params"]
-            routes.append(ModelEntry(name, "ray-serve", params, group[0][1].description, base_model=base))
+            routes.append(ModelEntry(name, "ray-serve", params, description, base_model=base, aliases=aliases))
             continue
         params = {
             "members": members,
@@ -128,7 +129,7 @@ def plan(config: Config, *, kinds: KindRegistry = worker_kinds) -> AppPlan:
             "fallbacks": list(config.fallbacks.get(name, ())),
             **config.router.params_for(name),
         }
-        routes.append(ModelEntry(name, "replica-set", params, group[0][1].description, base_model=base))
+        routes.append(ModelEntry(name, "replica-set", params, description, base_model=base, aliases=aliases))
     for chain in config.chains:
         options = (chain.ray or DeploymentOptions()).over(section.deployment_defaults).serve()
         options.setdefault("max_ongoing_requests", config.server.max_concurrency or _DEFAULT_CONCURRENCY)
@@ -136,7 +137,7 @@ def plan(config: Config, *, kinds: KindRegistry = worker_kinds) -> AppPlan:
         dep = DeploymentPlan(_name(chain.name), entry, version(entry), {"params": {}}, options, _capacity(options))
         deployments.append(dep)
         params = {"deployment": dep.name, "app": section.app_name, "capacity": dep.capacity}
-        routes.append(ModelEntry(chain.name, "ray-serve", params, chain.description))
+        routes.append(ModelEntry(chain.name, "ray-serve", params, chain.description, aliases=tuple(chain.aliases)))
     return AppPlan(
         section.app_name,
         section.route_prefix,

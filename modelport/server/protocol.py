@@ -339,6 +339,7 @@ class ModelCard(WireResponse):
     # instruction-tuned (the playground does not open on one).
     task: Literal["chat", "embedding"] = "chat"
     base_model: bool = False
+    aliases: list[str] = []  # other names (exact or globs) the model answers to
 
 
 class ModelList(WireResponse):

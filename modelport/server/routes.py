@@ -146,7 +146,14 @@ async def embeddings(body: wire.EmbeddingRequest, state: State, request: Request
 def _card(state: ServerState, name: str) -> wire.ModelCard:
     entry = state.registry.entry(name)
     task: Literal["chat", "embedding"] = "chat" if state.registry.declared_capabilities(name).chat else "embedding"
-    return wire.ModelCard(id=name, created=state.started, owned_by="modelport", task=task, base_model=entry.base_model)
+    return wire.ModelCard(
+        id=entry.name,
+        created=state.started,
+        owned_by="modelport",
+        task=task,
+        base_model=entry.base_model,
+        aliases=list(entry.aliases),
+    )
 
 
 @v1.get("/models", response_model=wire.ModelList)
@@ -160,13 +167,18 @@ async def list_models(state: State, request: Request) -> Response:
 
 @v1.get("/models/{model_id:path}", responses=_ERRORS, response_model=wire.ModelCard)
 async def retrieve_model(model_id: str, state: State, request: Request) -> Response:
-    """One model, or 404 ``model_not_found``."""
+    """One model (an alias answers with the model it names, as Anthropic's API does), or 404 ``model_not_found``."""
     key = _key(request)
+    names = state.registry.names()
+    try:
+        model = state.registry.resolve(model_id).model
+    except ModelNotFoundError:
+        if key is not None:  # the 404 lists only what the key may use
+            key.check_model(model_id, names)
+        raise
     if key is not None:
-        key.check_model(model_id, state.registry.names())
-    if model_id not in state.registry.names():
-        raise ModelNotFoundError(model_id, state.registry.names())
-    return Response(_card(state, model_id).json_bytes(), media_type="application/json")
+        key.check_model(model, names, requested=model_id)
+    return Response(_card(state, model).json_bytes(), media_type="application/json")
 
 
 @router.get("/health")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import Request
 
 from modelport.config import ResponsesConfig
-from modelport.core.errors import ConfigError, ModelPortError
+from modelport.core.errors import ConfigError, ModelNotFoundError, ModelPortError
 from modelport.server.endpoints.responses.sealing import Sealer
 from modelport.server.endpoints.responses.store import MemoryStore, ResponseStore, SqliteStore
 from modelport.server.ops.auth import ApiKey, ApiKeys, digest
@@ -215,14 +215,26 @@ class ServerState:
         return ready, detail
 
     def admit(self, record: RequestRecord, model: str, endpoint: str) -> None:
-        """Notes what a request is for and checks that its key may use ``model``.
+        """Resolves the model a request names (an alias means its model) and checks the key may use it.
+
+        The record then holds the resolved model, which the allow-list, limits, metrics and
+        every later lookup see; the name sent is kept beside it for the access log.
 
         Raises:
-            ModelNotFoundError: If the key's allow-list leaves ``model`` out.
+            ModelNotFoundError: If no model answers to ``model``, or the key's allow-list leaves
+                the resolved model out (listing only what the key may use).
         """
         record.model, record.endpoint = model, endpoint
+        try:
+            found = self.registry.resolve(model)
+        except ModelNotFoundError:
+            if record.key is not None:  # its 404 lists only the models the key may use
+                record.key.check_model(model, self.registry.names())
+            raise
+        if found.alias is not None:
+            record.model, record.requested_model, record.alias = found.model, model, found.alias
         if record.key is not None:
-            record.key.check_model(model, self.registry.names())
+            record.key.check_model(record.model, self.registry.names(), requested=model)
 
     async def chat_worker(self, name: str) -> ChatWorker:
         """The chat worker for ``name``, loaded off the event loop on first use."""

@@ -8,11 +8,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError, ModelNotFoundError, ModelUnavailableError
+from modelport.workers.aliases import AliasMatch, AliasTable
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
 from modelport.workers.kind_registry import KindRegistry, worker_kinds
 from modelport.workers.local.fallback_templates import GEMMA
@@ -34,6 +35,8 @@ class ModelEntry:
             than follows instructions, so clients should not offer it as a chat default.
         defaults: Sampling fields (``temperature``, ``top_p``, ``top_k``, ``min_p``, ``seed``)
             for requests that leave them unset; the server applies them on every endpoint.
+        aliases: Other names the model answers to: exact names or globs such as ``claude-*``
+            (see ``modelport.workers.aliases`` for which wins).
     """
 
     name: str
@@ -43,6 +46,7 @@ class ModelEntry:
     limits: Mapping[str, int] = field(default_factory=dict)
     base_model: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
 
 
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (
@@ -93,6 +97,7 @@ class ModelRegistry:
         self._failures: dict[str, str] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._aliases = AliasTable()
         for entry in entries:
             self.add(entry)
 
@@ -110,12 +115,15 @@ class ModelRegistry:
         """Adds an entry.
 
         Raises:
-            BadRequestError: If the name is taken and ``replace`` is false.
+            BadRequestError: If the name is taken and ``replace`` is false, or another model
+                claims one of its aliases.
         """
         with self._guard:
             if entry.name in self._entries and not replace:
                 raise BadRequestError(f"a model named {entry.name!r} is already registered", param="name")
-            self._entries[entry.name] = entry
+            entries = {**self._entries, entry.name: entry}
+            self._aliases = AliasTable(entries.values())  # raises before anything changes
+            self._entries = entries
             self._workers.pop(entry.name, None)
             self._failures.pop(entry.name, None)
 
@@ -125,10 +133,12 @@ class ModelRegistry:
         self.add(entry, replace=True)
         return entry
 
-    def add_worker(self, name: str, worker: Worker, *, kind: str = "instance") -> None:
-        """Registers an already built worker under ``name``."""
+    def add_worker(self, name: str, worker: Worker, *, kind: str = "instance", aliases: Sequence[str] = ()) -> None:
+        """Registers an already built worker under ``name`` (and ``aliases``)."""
         with self._guard:
-            self._entries[name] = ModelEntry(name, kind)
+            entries = {**self._entries, name: ModelEntry(name, kind, aliases=tuple(aliases))}
+            self._aliases = AliasTable(entries.values())
+            self._entries = entries
             self._workers[name] = worker
 
     def remove(self, name: str) -> Worker | None:
@@ -137,9 +147,10 @@ class ModelRegistry:
         Raises:
             ModelNotFoundError: If no model is called ``name``.
         """
-        self.entry(name)
+        name = self.entry(name).name
         with self._guard:
             self._entries.pop(name, None)
+            self._aliases = AliasTable(self._entries.values())
             self._failures.pop(name, None)
             return self._workers.pop(name, None)
 
@@ -166,6 +177,7 @@ class ModelRegistry:
         from modelport.workers.replicas import ReplicaSet
 
         entry = self.entry(name)
+        name = entry.name
         with self._guard:
             worker = self._workers.get(name)
         if isinstance(worker, ReplicaSet):
@@ -180,7 +192,7 @@ class ModelRegistry:
         else:
             replicas.add([{"kind": entry.kind, "params": dict(entry.params), "limits": dict(entry.limits)}])
         with self._guard:
-            self._entries[name] = ModelEntry(name, "replica-set", {}, entry.description, base_model=entry.base_model)
+            self._entries[name] = replace(entry, kind="replica-set", params={})
             self._workers[name] = replicas
         return replicas
 
@@ -275,6 +287,7 @@ class ModelRegistry:
     def describe(self, name: str) -> list[dict[str, Any]]:
         """``name``'s replicas with their state, for listings (a single model is one replica)."""
         entry = self.entry(name)
+        name = entry.name
         with self._guard:
             worker = self._workers.get(name)
         describe = getattr(worker, "describe", None)
@@ -292,16 +305,27 @@ class ModelRegistry:
         """Every entry, sorted by name."""
         return [self._entries[n] for n in self.names()]
 
-    def entry(self, name: str) -> ModelEntry:
-        """Returns the entry called ``name``.
+    def resolve(self, name: str) -> AliasMatch:
+        """The model ``name`` means: its own name first, then an exact alias, then the longest glob.
 
         Raises:
             ModelNotFoundError: Listing the known names.
         """
-        try:
-            return self._entries[name]
-        except KeyError:
-            raise ModelNotFoundError(name, self._entries) from None
+        entries, aliases = self._entries, self._aliases
+        if name in entries:
+            return AliasMatch(name)
+        found = aliases.match(name)
+        if found is None:
+            raise ModelNotFoundError(name, entries)
+        return found
+
+    def entry(self, name: str) -> ModelEntry:
+        """Returns the entry called ``name`` (or that ``name`` is an alias of).
+
+        Raises:
+            ModelNotFoundError: Listing the known names.
+        """
+        return self._entries[self.resolve(name).model]
 
     def loaded(self) -> dict[str, Worker]:
         """The workers built so far, by name (a snapshot: safe while models come and go)."""
@@ -310,6 +334,9 @@ class ModelRegistry:
 
     def is_loaded(self, name: str) -> bool:
         """True once ``name``'s worker has been built."""
+        if name not in self._entries and self._aliases:
+            found = self._aliases.match(name)
+            name = found.model if found is not None else name
         return name in self._workers
 
     def failures(self) -> dict[str, str]:
@@ -324,6 +351,7 @@ class ModelRegistry:
             ModelUnavailableError: If building the worker failed (now or on an earlier try).
         """
         entry = self.entry(name)
+        name = entry.name  # an alias loads its model, once
         worker = self._workers.get(name)
         if worker is not None:
             return worker
@@ -356,10 +384,11 @@ class ModelRegistry:
 
     def declared_capabilities(self, name: str) -> Capabilities:
         """What ``name`` can do: the loaded worker's, else its kind's declaration (no loading)."""
-        worker = self._workers.get(name)
+        entry = self.entry(name)
+        worker = self._workers.get(entry.name)
         if worker is not None:
             return worker.capabilities
-        declared = getattr(self._kinds.get(self.entry(name).kind), "capabilities", None)
+        declared = getattr(self._kinds.get(entry.kind), "capabilities", None)
         return declared if isinstance(declared, Capabilities) else Capabilities()
 
     def chat(self, name: str) -> ChatWorker:

@@ -155,9 +155,19 @@ class Endpoint:
         """The answer's id: the endpoint's prefix and the request id, so logs and answers match."""
         return f"{self.id_prefix}-{self.record.id}"
 
-    def admit(self, model: str) -> None:
-        """Notes the request's model and checks the key's allow-list."""
-        self.state.admit(self.record, model, self.name)
+    @property
+    def model(self) -> str:
+        """The model serving the request, once admitted (an alias resolved to its model)."""
+        return self.record.model
+
+    def admit(self, model: str, *, endpoint: str | None = None) -> None:
+        """Resolves the model the request names and checks the key's allow-list.
+
+        Args:
+            model: The name the client sent.
+            endpoint: The label for records and metrics, when not the family's (token counts).
+        """
+        self.state.admit(self.record, model, endpoint or self.name)
 
     async def chat_worker(self, model: str) -> ChatWorker:
         """The chat worker serving ``model``, loaded off the event loop on first use."""

@@ -66,18 +66,18 @@ class ChatEndpoint(Endpoint, name="chat", id_prefix="chatcmpl"):
     async def create(self, body: wire.ChatCompletionRequest) -> Response:
         """Translates ``body``, runs it, and answers in OpenAI's chat shapes."""
         request = chat_request(body)
-        worker = await self.chat_worker(body.model)
+        worker = await self.chat_worker(self.model)
         generation = await self.start(worker, request)
         if not body.stream:
             result = await self.whole(generation)
             return self.json(
                 chat_completion(
-                    result, id=self.response_id, model=body.model, created=self.created, with_logprobs=request.logprobs
+                    result, id=self.response_id, model=self.model, created=self.created, with_logprobs=request.logprobs
                 )
             )
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         encoder = ChatChunkEncoder(
-            id=self.response_id, model=body.model, created=self.created, n=request.n, include_usage=include_usage
+            id=self.response_id, model=self.model, created=self.created, n=request.n, include_usage=include_usage
         )
 
         async def chunks(events: AsyncIterator[StreamEvent]) -> AsyncIterator[bytes]:

@@ -98,13 +98,13 @@ class CompletionsEndpoint(Endpoint, name="completions", id_prefix="cmpl"):
         prompts = _prompts(body)
         if body.stream and len(prompts) > 1:
             raise BadRequestError("streaming supports one prompt per request", param="prompt")
-        worker = await self.chat_worker(body.model)
+        worker = await self.chat_worker(self.model)
         raw = worker.capabilities.raw_prompts
         requests = [completion_request(body, p, raw=raw) for p in prompts]
         if body.stream:
             encoder = CompletionChunkEncoder(
                 id=self.response_id,
-                model=body.model,
+                model=self.model,
                 created=self.created,
                 n=body.n,
                 include_usage=bool(body.stream_options and body.stream_options.include_usage),
@@ -136,6 +136,6 @@ class CompletionsEndpoint(Endpoint, name="completions", id_prefix="cmpl"):
                 )
         return self.json(
             wire.CompletionResponse(
-                id=self.response_id, created=self.created, model=body.model, choices=choices, usage=usage(total)
+                id=self.response_id, created=self.created, model=self.model, choices=choices, usage=usage(total)
             )
         )

@@ -59,7 +59,7 @@ class EmbeddingsEndpoint(Endpoint, name="embeddings", id_prefix="emb"):
         texts = _texts(body.input)
         self.record.inputs = len(texts)
         request = EmbeddingRequest(texts, dimensions=body.dimensions, truncate=body.truncate)
-        worker = await self.embedder(body.model)
+        worker = await self.embedder(self.model)
         limit = self.state.settings.max_embedding_tokens
         # Tokenized here only when the inputs could reach the cap at all; the worker counts again.
         fits = sum(token_upper_bound(text) for text in texts) <= limit
@@ -79,7 +79,7 @@ class EmbeddingsEndpoint(Endpoint, name="embeddings", id_prefix="emb"):
         return self.json(
             wire.EmbeddingResponse(
                 data=[wire.EmbeddingData(index=i, embedding=encode(v)) for i, v in enumerate(result.vectors)],
-                model=body.model,
+                model=self.model,
                 usage=wire.EmbeddingUsage(prompt_tokens=result.prompt_tokens, total_tokens=result.prompt_tokens),
             )
         )

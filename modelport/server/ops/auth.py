@@ -51,14 +51,19 @@ class ApiKey:
         """Whether this key may use ``model``."""
         return self.models is None or model in self.models
 
-    def check_model(self, model: str, known: Iterable[str]) -> None:
+    def check_model(self, model: str, known: Iterable[str], *, requested: str | None = None) -> None:
         """Refuses a model outside the allow-list as OpenAI does: as if it did not exist.
 
+        Args:
+            model: The model (an alias already resolved).
+            known: Every model's name.
+            requested: The name the client sent, for the error, when it differs.
+
         Raises:
-            ModelNotFoundError: Listing only the models this key may use.
+            ModelNotFoundError: Naming what was sent and listing only the models this key may use.
         """
         if not self.allows(model):
-            raise ModelNotFoundError(model, [m for m in known if self.allows(m)])
+            raise ModelNotFoundError(requested or model, [m for m in known if self.allows(m)])
 
 
 class ApiKeys:

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any, Literal
 
-from modelport.server.ops.tracking import REQUEST_ID, RequestRecord
+from modelport.server.ops.tracking import GENERATING, REQUEST_ID, RequestRecord
 
 __all__ = ["ACCESS_LOGGER", "AccessLog", "JsonFormatter", "RequestIdFilter", "configure_logging"]
 
@@ -61,10 +61,11 @@ class AccessLog:
             "path": record.path,
             "status": record.status,
             "model": record.model or None,
+            "requested_model": record.requested_model,  # the alias sent, when it was one
             "key": record.key_name or None,
             "prompt_tokens": record.prompt_tokens if record.endpoint else None,
             "completion_tokens": record.completion_tokens if record.endpoint else None,
-            "ttft_ms": _ms(record.ttft_s) if record.endpoint in ("chat", "completions") else None,
+            "ttft_ms": _ms(record.ttft_s) if record.endpoint in GENERATING else None,
             "total_ms": _ms(record.total_s),
             "finish_reason": record.finish_reason,
         }

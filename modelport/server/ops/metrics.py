@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from modelport.server.ops.tracking import RequestRecord
+from modelport.server.ops.tracking import GENERATING, RequestRecord
 from modelport.workers.base import EngineMetrics
 
 __all__ = ["CONTENT_TYPE", "ServerMetrics"]
@@ -28,6 +28,9 @@ LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
 MODEL = ("model_name",)
+# Request families also carry the alias a request matched ("" for the model's own name): the
+# declared alias or glob pattern, never the raw name a client sent, whose values are unbounded.
+REQUEST = ("model_name", "model_alias")
 
 
 class _LiveCollector(Collector):
@@ -104,55 +107,55 @@ class ServerMetrics:
         self.ttft = Histogram(
             "modelport_time_to_first_token_seconds",
             "Time from arrival to the first token.",
-            MODEL,
+            REQUEST,
             buckets=TTFT_BUCKETS,
             registry=r,
         )
         self.itl = Histogram(
             "modelport_inter_token_latency_seconds",
             "Time between successive streamed deltas.",
-            MODEL,
+            REQUEST,
             buckets=ITL_BUCKETS,
             registry=r,
         )
         self.e2e = Histogram(
             "modelport_e2e_request_latency_seconds",
             "Time from arrival to the last byte.",
-            MODEL,
+            REQUEST,
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
         self.queue = Histogram(
             "modelport_request_queue_time_seconds",
             "Time spent waiting for a model slot.",
-            MODEL,
+            REQUEST,
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
-        self.prompt_tokens = Counter("modelport_prompt_tokens", "Prompt tokens processed.", MODEL, registry=r)
+        self.prompt_tokens = Counter("modelport_prompt_tokens", "Prompt tokens processed.", REQUEST, registry=r)
         self.generation_tokens = Counter(
-            "modelport_generation_tokens", "Completion tokens generated.", MODEL, registry=r
+            "modelport_generation_tokens", "Completion tokens generated.", REQUEST, registry=r
         )
         self.success = Counter(
             "modelport_request_success",
             "Completions that finished, by finish reason.",
-            (*MODEL, "finished_reason"),
+            (*REQUEST, "finished_reason"),
             registry=r,
         )
         self.failure = Counter(
             "modelport_request_failure",
             "API requests that failed, by HTTP status (499: the client left).",
-            (*MODEL, "status"),
+            (*REQUEST, "status"),
             registry=r,
         )
         self.embedding_requests = Counter(
-            "modelport_embedding_requests", "Embedding requests served.", MODEL, registry=r
+            "modelport_embedding_requests", "Embedding requests served.", REQUEST, registry=r
         )
-        self.embedding_inputs = Counter("modelport_embedding_inputs", "Texts embedded.", MODEL, registry=r)
+        self.embedding_inputs = Counter("modelport_embedding_inputs", "Texts embedded.", REQUEST, registry=r)
         self.embedding_latency = Histogram(
             "modelport_embedding_latency_seconds",
             "Time from arrival to the answer of an embedding request.",
-            MODEL,
+            REQUEST,
             buckets=TTFT_BUCKETS,
             registry=r,
         )
@@ -162,28 +165,28 @@ class ServerMetrics:
         """Counts one finished request (only API requests that name a model or fail)."""
         if not record.path.startswith("/v1/") or record.method == "GET":
             return
-        model = record.model
+        model = (record.model, record.alias or "")
         if record.status >= 400:
-            self.failure.labels(model, str(record.status)).inc()
+            self.failure.labels(*model, str(record.status)).inc()
             return
         if record.endpoint == "embeddings":
-            self.embedding_requests.labels(model).inc()
-            self.embedding_inputs.labels(model).inc(record.inputs)
+            self.embedding_requests.labels(*model).inc()
+            self.embedding_inputs.labels(*model).inc(record.inputs)
             if record.total_s is not None:
-                self.embedding_latency.labels(model).observe(record.total_s)
+                self.embedding_latency.labels(*model).observe(record.total_s)
             return
-        if record.endpoint not in ("chat", "completions"):
+        if record.endpoint not in GENERATING:
             return
-        self.success.labels(model, record.finish_reason or "stop").inc()
-        self.prompt_tokens.labels(model).inc(record.prompt_tokens)
-        self.generation_tokens.labels(model).inc(record.completion_tokens)
+        self.success.labels(*model, record.finish_reason or "stop").inc()
+        self.prompt_tokens.labels(*model).inc(record.prompt_tokens)
+        self.generation_tokens.labels(*model).inc(record.completion_tokens)
         if record.ttft_s is not None:
-            self.ttft.labels(model).observe(record.ttft_s)
+            self.ttft.labels(*model).observe(record.ttft_s)
         if record.total_s is not None:
-            self.e2e.labels(model).observe(record.total_s)
+            self.e2e.labels(*model).observe(record.total_s)
         if record.queued_s is not None:
-            self.queue.labels(model).observe(record.queued_s)
-        itl = self.itl.labels(model)
+            self.queue.labels(*model).observe(record.queued_s)
+        itl = self.itl.labels(*model)
         for gap in record.token_gaps:
             itl.observe(gap)
 

@@ -25,7 +25,7 @@ from modelport.server.errors import error_response
 from modelport.server.ops.auth import ApiKey
 from modelport.server.ops.lifecycle import Lifecycle
 
-__all__ = ["REQUEST_ID", "RequestRecord", "RequestTracking", "aclose", "record_of", "tracked_events"]
+__all__ = ["GENERATING", "REQUEST_ID", "RequestRecord", "RequestTracking", "aclose", "record_of", "tracked_events"]
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("modelport_request_id", default="-")
 """The id of the request being served, for log lines (see ``modelport.server.ops.logs``)."""
@@ -34,6 +34,10 @@ REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("modelport_requ
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 # Requests that do model work: counted for draining, refused while draining.
 _API_PREFIX = "/v1/"
+
+
+# The endpoints whose requests generate (and so have tokens, a TTFT and a finish reason).
+GENERATING = frozenset({"chat", "completions", "responses", "messages"})
 
 
 @dataclass
@@ -54,6 +58,8 @@ class RequestRecord:
         usage_known: Whether the worker reported the usage (its last ``Finish`` did).
         input_tokens: The prompt's tokens where the endpoint counted them (``None`` if not).
         reserved_tokens: Tokens held against the key's tokens per minute while it runs.
+        requested_model: The name the client sent, when it was an alias of ``model``.
+        alias: The alias that matched, as declared (a glob's pattern), for metrics.
     """
 
     id: str
@@ -78,6 +84,8 @@ class RequestRecord:
     usage_known: bool = False
     input_tokens: int | None = None
     reserved_tokens: int = 0
+    requested_model: str | None = None
+    alias: str | None = None
 
     @property
     def key_name(self) -> str:

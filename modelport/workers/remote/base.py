@@ -14,7 +14,7 @@ from modelport.workers.base import ChatWorker, EmbeddingWorker
 from modelport.workers.remote.embedding_batches import batches, combine
 from modelport.workers.remote.http import HttpClient
 
-__all__ = ["REMOTE_CAPABILITIES", "RemoteWorker", "capabilities_from"]
+__all__ = ["REMOTE_CAPABILITIES", "RemoteChatWorker", "RemoteWorker", "capabilities_from"]
 
 # What a remote API can do unless a model entry says otherwise (``capabilities:`` in its params).
 REMOTE_CAPABILITIES = Capabilities(
@@ -55,25 +55,14 @@ def capabilities_from(base: Capabilities, overrides: Mapping[str, Any] | None) -
     return Capabilities(**values)
 
 
-class RemoteWorker(ChatWorker, EmbeddingWorker):
-    """A chat and embedding worker that talks to an HTTP API.
+class RemoteChatWorker(ChatWorker):
+    """A chat worker that talks to an HTTP API: the client, the health check and a safe repr.
 
-    Subclasses set ``model``, ``client`` and ``embedding_batch_size`` in their
-    constructor, name ``embeddings_path``, and say how one batch is asked for and read.
+    Subclasses set ``model`` and ``client`` in their constructor.
     """
 
-    embeddings_path: ClassVar[str]
     model: str
     client: HttpClient
-    embedding_batch_size: int
-
-    @abstractmethod
-    def _embedding_body(self, texts: list[str], request: EmbeddingRequest) -> dict[str, Any]:
-        """The request body for one batch."""
-
-    @abstractmethod
-    def _embedding_answer(self, data: Any, expected: int) -> tuple[list[list[float]], int]:
-        """The vectors (in input order) and the tokens used, from one answer."""
 
     # The path a health check GETs (OpenAI-compatible servers list their models there); a kind
     # whose API has no cheap GET sets None and relies on passive checks alone.
@@ -87,6 +76,29 @@ class RemoteWorker(ChatWorker, EmbeddingWorker):
     def __repr__(self) -> str:
         # Never the key: the client keeps it, and its repr leaves it out.
         return f"{type(self).__name__}(model={self.model!r}, base_url={self.client.base_url!r})"
+
+    def close(self) -> None:
+        """Closes the HTTP connections."""
+        self.client.close()
+
+
+class RemoteWorker(RemoteChatWorker, EmbeddingWorker):
+    """A chat and embedding worker that talks to an HTTP API.
+
+    Subclasses also set ``embedding_batch_size`` in their constructor, name
+    ``embeddings_path``, and say how one batch is asked for and read.
+    """
+
+    embeddings_path: ClassVar[str]
+    embedding_batch_size: int
+
+    @abstractmethod
+    def _embedding_body(self, texts: list[str], request: EmbeddingRequest) -> dict[str, Any]:
+        """The request body for one batch."""
+
+    @abstractmethod
+    def _embedding_answer(self, data: Any, expected: int) -> tuple[list[list[float]], int]:
+        """The vectors (in input order) and the tokens used, from one answer."""
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embeds the texts in batches of ``embedding_batch_size``."""
@@ -105,7 +117,3 @@ class RemoteWorker(ChatWorker, EmbeddingWorker):
             data = await self.client.apost_json(self.embeddings_path, self._embedding_body(batch, request))
             parts.append(self._embedding_answer(data, len(batch)))
         return combine(parts, request, self.model)
-
-    def close(self) -> None:
-        """Closes the HTTP connections."""
-        self.client.close()

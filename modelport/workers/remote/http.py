@@ -27,7 +27,8 @@ __all__ = ["ErrorMapper", "HttpClient", "HttpStatusError"]
 
 logger = logging.getLogger("modelport.remote")
 
-_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+# 529 is Anthropic's "overloaded", which its own SDKs retry.
+_RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504, 529})
 
 
 class HttpStatusError:
@@ -54,6 +55,7 @@ class HttpClient:
     Args:
         base_url: Every path is relative to it.
         secret: The API key, sent as ``Authorization: Bearer``; ``None`` sends none.
+        key_header: A header to send the key in as it is instead (Anthropic's ``x-api-key``).
         headers: Extra headers for every request.
         timeout: Seconds to wait to connect, and for each read (including the first byte).
         retry: When to retry and for how long.
@@ -68,6 +70,7 @@ class HttpClient:
         *,
         base_url: str,
         secret: Secret | None,
+        key_header: str | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float = 60.0,
         retry: RetryPolicy | None = None,
@@ -81,6 +84,7 @@ class HttpClient:
         self.retry = retry or RetryPolicy()
         self.name = name
         self._secret = secret
+        self._key_header = key_header
         self._headers = dict(headers or {})
         self._map_error = map_error
         self._transport = transport
@@ -96,7 +100,9 @@ class HttpClient:
 
     def _all_headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
         headers = {"Accept": "application/json", **self._headers, **(extra or {})}
-        if self._secret is not None:
+        if self._secret is not None and self._key_header is not None:
+            headers[self._key_header] = self._secret.reveal()
+        elif self._secret is not None:
             headers["Authorization"] = f"Bearer {self._secret.reveal()}"
         return headers
 

@@ -36,6 +36,8 @@ CONFIG = {
                 "n_parallel": 1,
             },
             "limits": {"max_output_tokens": 32},
+            # Claude Code asks for its own models by name (a main one and a fast one): both land here.
+            "aliases": ["claude-*"],
         },
         {
             "name": "codex-script",

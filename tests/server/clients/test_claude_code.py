@@ -1,7 +1,8 @@
 """Claude Code (npm ``@anthropic-ai/claude-code``, pinned by the Makefile) against /v1/messages.
 
 ``claude -p`` runs non-interactively with ``ANTHROPIC_BASE_URL`` pointed at the server and its
-non-essential traffic off, as a user would set it up. Its request carries about 12,000 tokens
+non-essential traffic off, as a user would set it up, and no model named: the entry's
+``claude-*`` alias answers the models Claude Code asks for. Its request carries about 12,000 tokens
 of system prompt and tools (streamed, with adaptive thinking, context management and a
 mid-conversation system turn); the conftest's long-context entry holds them.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.server.clients.conftest import RequestLog, client_binary
+from tests.server.ops.test_metrics import scrape
 
 CLAUDE = client_binary("claude", "MODELPORT_CLAUDE")
 
@@ -28,8 +30,6 @@ def test_a_turn_on_the_real_model_ends_with_its_answer(agent_url: str, agent_log
         HOME=str(tmp_path),  # its settings and sessions, apart from the user's
         ANTHROPIC_BASE_URL=agent_url.removesuffix("/v1"),
         ANTHROPIC_AUTH_TOKEN="local",
-        ANTHROPIC_MODEL="smollm2-long",
-        ANTHROPIC_DEFAULT_HAIKU_MODEL="smollm2-long",  # its fast model, for side tasks
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
     )
     before, answered = len(agent_log.posts), len(agent_log.statuses)
@@ -44,6 +44,9 @@ def test_a_turn_on_the_real_model_ends_with_its_answer(agent_url: str, agent_log
     )
     posts, statuses = agent_log.posts[before:], agent_log.statuses[answered:]
     assert [p for p, _ in posts if p == "/v1/messages"], posts
+    # No model named: Claude Code asked for its default models, which the entry's alias answers.
+    served = scrape(agent_url.removesuffix("/v1"))
+    assert any("model_alias=claude-*" in k and "model_name=smollm2-long" in k for k in served), served
     assert set(statuses) == {200}, statuses  # nothing refused, nothing failed
     # Each request once: a client that got an error, or gave up on a silent stream, resends the
     # same body. (Claude Code's own continuations differ: they add a turn.)

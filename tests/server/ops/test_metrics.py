@@ -27,7 +27,8 @@ def scrape(root: str, headers: dict[str, str] | None = None) -> dict[str, float]
     samples = {}
     for family in text_string_to_metric_families(response.text):
         for sample in family.samples:
-            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()) if k != "le")
+            # An empty label (model_alias on a request that named the model itself) is left out.
+            labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()) if k != "le" and v)
             if "le" in sample.labels:
                 labels += f",le={sample.labels['le']}"
             samples[f"{sample.name}{{{labels}}}"] = sample.value

@@ -94,8 +94,8 @@ class MessagesEndpoint(Endpoint, name="messages", id_prefix="msg"):
         """Translates ``body``, runs it, and answers with a message or its events."""
         _refuse_unsupported(body)
         request = _request(body)
-        worker = await self.chat_worker(body.model)
-        builder = MessageBuilder(self.response_id, body.model, seal=self.state.sealer.seal)
+        worker = await self.chat_worker(self.model)
+        builder = MessageBuilder(self.response_id, self.model, seal=self.state.sealer.seal)
         generation = await self.start(worker, request, first_within=FIRST_EVENT_S if body.stream else None)
         if not body.stream:
             await self.whole(generation.folded(builder.feed))
@@ -119,11 +119,11 @@ class MessagesEndpoint(Endpoint, name="messages", id_prefix="msg"):
 
     async def count_tokens(self, body: CountTokensRequest) -> Response:
         """``POST /v1/messages/count_tokens``: the prompt's tokens, with the model's template and tools."""
-        self.admit(body.model)
+        self.admit(body.model, endpoint="count_tokens")
         _refuse_unsupported(body)
         request = _request(body)
-        worker = await self.chat_worker(body.model)
+        worker = await self.chat_worker(self.model)
         counted = await asyncio.to_thread(worker.count_input_tokens, request)
         if counted is None:
-            raise BadRequestError(f"the model {body.model!r} cannot count tokens here", param="model")
+            raise BadRequestError(f"the model {self.model!r} cannot count tokens here", param="model")
         return JSONResponse({"input_tokens": counted})

@@ -140,7 +140,7 @@ class ResponsesEndpoint(Endpoint, name="responses", id_prefix="resp"):
             "id": self.response_id,
             "object": "response",
             "created_at": self.created,
-            "model": body.model,
+            "model": self.model,
             "status": "in_progress",
             "error": None,
             "incomplete_details": None,
@@ -185,7 +185,7 @@ class ResponsesEndpoint(Endpoint, name="responses", id_prefix="resp"):
         if tools.dropped:
             logger.info("responses: hosted tools left out (the server cannot run them): %s", ", ".join(tools.dropped))
         request = self._request(body, self._messages(body.instructions, history), tools)
-        worker = await self.chat_worker(body.model)
+        worker = await self.chat_worker(self.model)
         if request.logprobs and not worker.capabilities.logprobs:
             request = _without_logprobs(request)
         request = await self._fit(worker, request, body.truncation)
@@ -284,17 +284,17 @@ class ResponsesEndpoint(Endpoint, name="responses", id_prefix="resp"):
 
     async def input_tokens(self, body: InputTokensRequest) -> Response:
         """``POST /v1/responses/input_tokens``: the input's tokens on the model, as it would be sent."""
-        self.admit(body.model)
+        self.admit(body.model, endpoint="count_tokens")
         _refuse_unsupported(body)
         previous = await self._previous(body.previous_response_id)
         items = translate.normalize_input(body.input if body.input is not None else [])
         history = (previous.history if previous else []) + items
         tools = translate.tools_from_wire(body.tools)
         request = self._request(body, self._messages(body.instructions, history), tools)
-        worker = await self.chat_worker(body.model)
+        worker = await self.chat_worker(self.model)
         counted = await asyncio.to_thread(worker.count_input_tokens, request)
         if counted is None:
-            raise BadRequestError(f"the model {body.model!r} cannot count tokens here", param="model")
+            raise BadRequestError(f"the model {self.model!r} cannot count tokens here", param="model")
         return JSONResponse({"object": "response.input_tokens", "input_tokens": counted})
 
 
