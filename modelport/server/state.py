@@ -231,6 +231,7 @@ class ServerState:
             if record.key is not None:  # its 404 lists only the models the key may use
                 record.key.check_model(model, self.registry.names())
             raise
+        record.model_known = True
         if found.alias is not None:
             record.model, record.requested_model, record.alias = found.model, model, found.alias
         if record.key is not None:

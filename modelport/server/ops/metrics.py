@@ -165,7 +165,8 @@ class ServerMetrics:
         """Counts one finished request (only API requests that name a model or fail)."""
         if not record.path.startswith("/v1/") or record.method == "GET":
             return
-        model = (record.model, record.alias or "")
+        # A name no model answers to is labelled "": clients could send endless new ones.
+        model = (record.model if record.model_known else "", record.alias or "")
         if record.status >= 400:
             self.failure.labels(*model, str(record.status)).inc()
             return

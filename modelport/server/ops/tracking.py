@@ -60,6 +60,8 @@ class RequestRecord:
         reserved_tokens: Tokens held against the key's tokens per minute while it runs.
         requested_model: The name the client sent, when it was an alias of ``model``.
         alias: The alias that matched, as declared (a glob's pattern), for metrics.
+        model_known: Whether ``model`` names a registered model (else it is what the client
+            sent, which metrics leave out: its values are unbounded).
     """
 
     id: str
@@ -86,6 +88,7 @@ class RequestRecord:
     reserved_tokens: int = 0
     requested_model: str | None = None
     alias: str | None = None
+    model_known: bool = False
 
     @property
     def key_name(self) -> str:
