@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import aclosing
 from dataclasses import replace
 from typing import Any
 
@@ -117,31 +118,13 @@ class AnthropicWorker(RemoteChatWorker):
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
         """Streams the answer; a failure after the first delta raises after what was delivered."""
-        body = self._body(request)
-        if not self.streaming:
-            yield from message_events(self.client.post_json("messages", body))
-            return
-        decoder = MessageDecoder(self.client.scrub)
-        with self.client.stream_lines("messages", body) as lines:
-            for line in lines:
-                yield from decoder.feed_line(line)
-                if decoder.done:
-                    break
-        yield from decoder.finish()
+        decoder = MessageDecoder(self.client.scrub) if self.streaming else None
+        yield from self._events("messages", self._body(request), decoder, message_events)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
         """Streams the answer with ``httpx.AsyncClient``; no thread is involved."""
-        body = self._body(request)
-        if not self.streaming:
-            for event in message_events(await self.client.apost_json("messages", body)):
+        decoder = MessageDecoder(self.client.scrub) if self.streaming else None
+        # Closed with this generator, so a client that leaves closes the upstream stream at once.
+        async with aclosing(self._aevents("messages", self._body(request), decoder, message_events)) as events:
+            async for event in events:
                 yield event
-            return
-        decoder = MessageDecoder(self.client.scrub)
-        async with self.client.astream_lines("messages", body) as lines:
-            async for line in lines:
-                for event in decoder.feed_line(line):
-                    yield event
-                if decoder.done:
-                    break
-        for event in decoder.finish():
-            yield event

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -115,34 +116,16 @@ class OpenAIWorker(RemoteWorker):
 
     def stream(self, request: ChatRequest) -> Iterator[StreamEvent]:
         """Streams the answer; a failure after the first delta raises after what was delivered."""
-        body = self._body(request)
-        if not self.streaming:
-            yield from response_events(self.client.post_json("chat/completions", body))
-            return
-        decoder = ChunkDecoder(self.client.scrub)
-        with self.client.stream_lines("chat/completions", body) as lines:
-            for line in lines:
-                yield from decoder.feed_line(line)
-                if decoder.done:
-                    break
-        yield from decoder.finish()
+        decoder = ChunkDecoder(self.client.scrub) if self.streaming else None
+        yield from self._events("chat/completions", self._body(request), decoder, response_events)
 
     async def astream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:  # type: ignore[override]
         """Streams the answer with ``httpx.AsyncClient``; no thread is involved."""
-        body = self._body(request)
-        if not self.streaming:
-            for event in response_events(await self.client.apost_json("chat/completions", body)):
+        decoder = ChunkDecoder(self.client.scrub) if self.streaming else None
+        # Closed with this generator, so a client that leaves closes the upstream stream at once.
+        async with aclosing(self._aevents("chat/completions", self._body(request), decoder, response_events)) as events:
+            async for event in events:
                 yield event
-            return
-        decoder = ChunkDecoder(self.client.scrub)
-        async with self.client.astream_lines("chat/completions", body) as lines:
-            async for line in lines:
-                for event in decoder.feed_line(line):
-                    yield event
-                if decoder.done:
-                    break
-        for event in decoder.finish():
-            yield event
 
     # -- embeddings ---------------------------------------------------------------------------
 

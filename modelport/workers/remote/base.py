@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Callable, Iterable, Iterator, Mapping
 from dataclasses import fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from modelport.core.capabilities import SAMPLING_FIELDS, Capabilities
 from modelport.core.errors import BadRequestError
+from modelport.core.events import StreamEvent
 from modelport.core.request import EmbeddingRequest, EmbeddingResult
 from modelport.workers.base import ChatWorker, EmbeddingWorker
 from modelport.workers.remote.embedding_batches import batches, combine
 from modelport.workers.remote.http import HttpClient
 
-__all__ = ["REMOTE_CAPABILITIES", "RemoteChatWorker", "RemoteWorker", "capabilities_from"]
+__all__ = ["REMOTE_CAPABILITIES", "RemoteChatWorker", "RemoteWorker", "StreamDecoder", "capabilities_from"]
 
 # What a remote API can do unless a model entry says otherwise (``capabilities:`` in its params).
 REMOTE_CAPABILITIES = Capabilities(
@@ -55,6 +56,16 @@ def capabilities_from(base: Capabilities, overrides: Mapping[str, Any] | None) -
     return Capabilities(**values)
 
 
+class StreamDecoder(Protocol):
+    """What a wire format's stream decoder offers: lines in, events out, and the end checked."""
+
+    done: bool
+
+    def feed_line(self, line: str) -> Iterable[StreamEvent]: ...  # noqa: D102
+
+    def finish(self) -> Iterator[StreamEvent]: ...  # noqa: D102
+
+
 class RemoteChatWorker(ChatWorker):
     """A chat worker that talks to an HTTP API: the client, the health check and a safe repr.
 
@@ -72,6 +83,45 @@ class RemoteChatWorker(ChatWorker):
         """Checks that the server answers (``GET {base_url}/{health_path}``); raises if it does not."""
         if self.health_path is not None:
             self.client.probe(self.health_path, timeout)
+
+    def _events(
+        self,
+        path: str,
+        body: dict[str, Any],
+        decoder: StreamDecoder | None,
+        whole: Callable[[Any], Iterator[StreamEvent]],
+    ) -> Iterator[StreamEvent]:
+        """Posts ``body`` and yields its events: streamed through ``decoder``, or a whole answer read by ``whole``."""
+        if decoder is None:
+            yield from whole(self.client.post_json(path, body))
+            return
+        with self.client.stream_lines(path, body) as lines:
+            for line in lines:
+                yield from decoder.feed_line(line)
+                if decoder.done:
+                    break
+        yield from decoder.finish()
+
+    async def _aevents(
+        self,
+        path: str,
+        body: dict[str, Any],
+        decoder: StreamDecoder | None,
+        whole: Callable[[Any], Iterator[StreamEvent]],
+    ) -> AsyncGenerator[StreamEvent, None]:
+        """``_events`` with ``httpx.AsyncClient``; no thread is involved."""
+        if decoder is None:
+            for event in whole(await self.client.apost_json(path, body)):
+                yield event
+            return
+        async with self.client.astream_lines(path, body) as lines:
+            async for line in lines:
+                for event in decoder.feed_line(line):
+                    yield event
+                if decoder.done:
+                    break
+        for event in decoder.finish():
+            yield event
 
     def __repr__(self) -> str:
         # Never the key: the client keeps it, and its repr leaves it out.
