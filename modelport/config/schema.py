@@ -21,6 +21,7 @@ from modelport.workers.aliases import alias_clashes
 from modelport.workers.entry_params import check_params, did_you_mean
 from modelport.workers.kind_registry import KindRegistry, worker_kinds
 from modelport.workers.model_registry import BUILTIN_MODELS, ModelEntry, ModelRegistry
+from modelport.workers.residency import parse_keep_alive, parse_size
 
 __all__ = [
     "ChainConfig",
@@ -37,6 +38,14 @@ __all__ = [
     "load_config",
     "parse_config",
 ]
+
+
+def _duration_or_raise(value: float | str | None, key: str) -> None:
+    """Refuses a ``keep_alive`` that is not a duration, as a validator error at its section."""
+    try:
+        parse_keep_alive(value, param=key)
+    except BadRequestError as error:
+        raise ValueError(f"{key}: {error.message.removeprefix(f'{key}: ')}") from None
 
 
 class _Section(BaseModel):
@@ -88,6 +97,15 @@ class ModelConfig(_Section):
     aliases: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list, description="other names it answers to: exact, or globs such as claude-*"
     )
+    keep_alive: float | str | None = Field(
+        default=None, description="how long it stays loaded once idle: 30s, 5m, 0 (at once), -1 (never)"
+    )
+    pin: bool = Field(default=False, description="never unloaded by keep_alive or the memory budget")
+
+    @model_validator(mode="after")
+    def _check_keep_alive(self) -> ModelConfig:
+        _duration_or_raise(self.keep_alive, "keep_alive")
+        return self
 
     def _limits(self) -> dict[str, int]:
         return {} if self.limits is None else self.limits.model_dump(exclude_none=True)
@@ -103,6 +121,8 @@ class ModelConfig(_Section):
             base_model=self.base_model,
             defaults=self._defaults(),
             aliases=tuple(self.aliases),
+            keep_alive=self.keep_alive,
+            pin=self.pin,
         )
 
     def _defaults(self) -> dict[str, Any]:
@@ -226,6 +246,24 @@ class ServerConfig(_Section):
     max_request_bytes: int = Field(default=32 * 1024 * 1024, ge=1, description="largest body taken (else 413)")
     max_embedding_tokens: int = Field(default=300_000, ge=1, description="tokens in one embedding request")
     responses: ResponsesConfig = ResponsesConfig()
+    memory_budget: int | str | None = Field(
+        default=None, description="what loaded models may hold together: 6GiB, 512MB, 50% (of RAM)"
+    )
+    max_loaded_models: int | None = Field(default=None, ge=1, description="models loaded at once")
+    keep_alive: float | str | None = Field(
+        default=None, description="how long an idle model stays loaded: 5m, 0, -1 (never, the default)"
+    )
+    load_timeout_s: float = Field(default=300.0, gt=0, description="longest wait for room and a load together")
+
+    @model_validator(mode="after")
+    def _check_residency(self) -> ServerConfig:
+        _duration_or_raise(self.keep_alive, "keep_alive")
+        if self.memory_budget is not None:
+            try:
+                parse_size(self.memory_budget, param="memory_budget")
+            except BadRequestError as error:
+                raise ValueError(f"memory_budget: {error.message.removeprefix('memory_budget: ')}") from None
+        return self
 
     @model_validator(mode="after")
     def _unique_key_names(self) -> ServerConfig:
@@ -272,7 +310,9 @@ class Config(_Section):
             # One name, one set of defaults: the first entry's (the replicas serve one model).
             defaults = group[0]._defaults()
             entry = ModelEntry(name, "replica-set", params, group[0].description, limits, base, defaults)
-            out.append(replace(entry, aliases=self.aliases_of(name)))
+            # The set loads and unloads as one: the first entry's keep_alive, pinned if any is.
+            keep_alive, pin = group[0].keep_alive, any(m.pin for m in group)
+            out.append(replace(entry, aliases=self.aliases_of(name), keep_alive=keep_alive, pin=pin))
         return out + [c.entry() for c in self.chains]
 
     def aliases_of(self, name: str) -> tuple[str, ...]:

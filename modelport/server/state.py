@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import Request
 
 from modelport.config import ResponsesConfig
-from modelport.core.errors import ConfigError, ModelNotFoundError, ModelPortError
+from modelport.core.errors import BadRequestError, ConfigError, ModelNotFoundError, ModelPortError
 from modelport.server.endpoints.responses.sealing import Sealer
 from modelport.server.endpoints.responses.store import MemoryStore, ResponseStore, SqliteStore
 from modelport.server.ops.auth import ApiKey, ApiKeys, digest
@@ -24,6 +24,8 @@ from modelport.server.ops.quotas import KeyQuotas
 from modelport.server.ops.tracking import RequestRecord
 from modelport.workers.base import ChatWorker, EmbeddingWorker, EngineMetrics, Worker
 from modelport.workers.model_registry import ModelRegistry
+from modelport.workers.residency import ResidencyPolicy, parse_keep_alive, parse_size
+from modelport.workers.residency.policy import DEFAULT_MAX_WAITING, NEVER
 
 if TYPE_CHECKING:
     from modelport.config import ServerConfig
@@ -52,6 +54,9 @@ class ServerSettings:
         max_embedding_tokens: Tokens one embedding request may hold, all inputs together.
         responses: The Responses API's store and sealing (the config's ``server.responses``).
         response_store: A store built elsewhere (the Ray backend's), over ``responses.store``.
+        residency: The memory budget, the cap on loaded models, the default ``keep_alive`` and
+            the load timeout; ``None`` leaves the registry's own (by default: load on first
+            use, keep until the process ends).
     """
 
     api_keys: Sequence[str] = ()
@@ -69,6 +74,7 @@ class ServerSettings:
     max_embedding_tokens: int = 300_000
     responses: ResponsesConfig = field(default_factory=ResponsesConfig)
     response_store: ResponseStore | None = None
+    residency: ResidencyPolicy | None = None
 
     @classmethod
     def from_config(cls, config: ServerConfig, **overrides: object) -> ServerSettings:
@@ -101,6 +107,7 @@ class ServerSettings:
             max_request_bytes=config.max_request_bytes,
             max_embedding_tokens=config.max_embedding_tokens,
             responses=config.responses,
+            residency=residency_policy(config),
         )
         return replace(settings, **{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
 
@@ -111,6 +118,8 @@ class ServerState:
     def __init__(self, registry: ModelRegistry, settings: ServerSettings) -> None:
         self.registry = registry
         self.settings = settings
+        if settings.residency is not None:
+            registry.residency.policy = settings.residency
         self.keys = ApiKeys(settings.api_keys, settings.keys)
         self.admin_keys = ApiKeys(
             [], [ApiKey.from_secret(f"admin-{i}", k) for i, k in enumerate(settings.admin_keys, 1)]
@@ -177,7 +186,9 @@ class ServerState:
         return out
 
     def finished(self, record: RequestRecord) -> None:
-        """Everything that happens once per finished request: metrics, key tokens, access log."""
+        """Everything that happens once per finished request: leases, metrics, key tokens, access log."""
+        for lease in record.leases:  # the models it held may unload now
+            lease.release()
         self.metrics.observe(record)
         if record.key is not None:
             used = record.prompt_tokens + record.completion_tokens
@@ -185,24 +196,39 @@ class ServerState:
         self.access_log(record)
 
     async def preload(self) -> None:
-        """Loads the preloaded models one by one, off the event loop; failures are recorded."""
+        """Loads the preloaded models one by one, off the event loop; failures are recorded.
+
+        Once loaded, ``keep_alive`` and the budget apply to them as to any model.
+        """
         started = time.monotonic()
         for name in list(self.settings.preload):
             try:
-                await asyncio.to_thread(self.registry.load, name)
+                await self.registry.residency.alease(name)  # waits for room like any request
             except ModelPortError:
                 pass  # the registry logged it and keeps the reason; readiness reports it
+            else:
+                self.registry.residency.load(name)  # leased and given back: keep_alive starts
             finally:
                 self.preloading.discard(name)
-        failed = self.registry.failures()
+        failed = self._preload_failures()
         if failed:
             logger.error("not ready: %s failed to load", ", ".join(sorted(failed)))
         else:
             logger.info("ready: %d model(s) loaded in %.1f s", len(self.settings.preload), time.monotonic() - started)
 
-    def readiness(self) -> tuple[bool, dict[str, object]]:
-        """Whether the server should get traffic, and why not."""
+    def _preload_failures(self) -> dict[str, str]:
+        """Failed loads that make the server unready: a preloaded model's, or any without ``--preload``."""
         failed = self.registry.failures()
+        preload = set(self.settings.preload)
+        return {n: e for n, e in failed.items() if n in preload} if preload else failed
+
+    def readiness(self) -> tuple[bool, dict[str, object]]:
+        """Whether the server should get traffic, and why not.
+
+        Ready once every preloaded model loaded and none of them has failed since; a model that
+        ``keep_alive`` or the budget unloaded does not make the server unready.
+        """
+        failed = self._preload_failures()
         loading = sorted(self.preloading)
         ready = not failed and not loading and not self.lifecycle.draining
         detail: dict[str, object] = {"status": "ready" if ready else "not ready"}
@@ -237,19 +263,45 @@ class ServerState:
         if record.key is not None:
             record.key.check_model(record.model, self.registry.names(), requested=model)
 
-    async def chat_worker(self, name: str) -> ChatWorker:
-        """The chat worker for ``name``, loaded off the event loop on first use."""
-        self.registry.entry(name)  # a 404 for an unknown name, before any loading
-        if self.registry.is_loaded(name):
-            return self.registry.chat(name)
-        return await asyncio.to_thread(self.registry.chat, name)
+    async def worker(self, name: str, record: RequestRecord, keep_alive_s: float | None = None) -> Worker:
+        """``name``'s worker, held loaded until the request ends (its lease goes on the record).
 
-    async def embedder(self, name: str) -> EmbeddingWorker:
-        """The embedding worker for ``name``, loaded off the event loop on first use."""
-        self.registry.entry(name)
-        if self.registry.is_loaded(name):
-            return self.registry.embedder(name)
-        return await asyncio.to_thread(self.registry.embedder, name)
+        A model not in memory loads off the event loop, after idle models make room if the
+        budget needs it; the wait is bounded by ``server.load_timeout_s``.
+        """
+        self.registry.entry(name)  # a 404 for an unknown name, before any loading
+        lease = await self.registry.alease(name, keep_alive_s=keep_alive_s)
+        record.leases.append(lease)
+        return lease.worker
+
+    async def chat_worker(self, name: str, record: RequestRecord, keep_alive_s: float | None = None) -> ChatWorker:
+        """The chat worker for ``name``, held until the request ends (see ``worker``)."""
+        worker = await self.worker(name, record, keep_alive_s)
+        if not isinstance(worker, ChatWorker):
+            raise BadRequestError(f"the model {name!r} does not support chat", param="model")
+        return worker
+
+    async def embedder(self, name: str, record: RequestRecord, keep_alive_s: float | None = None) -> EmbeddingWorker:
+        """The embedding worker for ``name``, held until the request ends (see ``worker``)."""
+        worker = await self.worker(name, record, keep_alive_s)
+        if not isinstance(worker, EmbeddingWorker):
+            raise BadRequestError(f"the model {name!r} does not support embeddings", param="model")
+        return worker
+
+
+def residency_policy(config: ServerConfig) -> ResidencyPolicy | None:
+    """The ``server:`` section's budget, cap, ``keep_alive`` and load timeout (``None`` if none is set)."""
+    if not config.model_fields_set & {"memory_budget", "max_loaded_models", "keep_alive", "load_timeout_s"}:
+        return None
+    budget = config.memory_budget
+    keep_alive = parse_keep_alive(config.keep_alive, param="server.keep_alive")
+    return ResidencyPolicy(
+        memory_budget=None if budget is None else parse_size(budget, param="server.memory_budget"),
+        max_loaded_models=config.max_loaded_models,
+        keep_alive_s=NEVER if keep_alive is None else keep_alive,
+        load_timeout_s=config.load_timeout_s,
+        max_waiting=config.max_queue if config.max_queue is not None else DEFAULT_MAX_WAITING,
+    )
 
 
 def get_state(request: Request) -> ServerState:

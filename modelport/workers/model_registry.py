@@ -17,6 +17,8 @@ from modelport.workers.aliases import AliasMatch, AliasTable
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
 from modelport.workers.kind_registry import KindRegistry, worker_kinds
 from modelport.workers.local.fallback_templates import GEMMA
+from modelport.workers.residency import Lease, Residency, ResidencyPolicy, parse_keep_alive
+from modelport.workers.residency.footprint import estimate_footprint
 
 if TYPE_CHECKING:
     from modelport.workers.replicas import ReplicaSet
@@ -37,6 +39,9 @@ class ModelEntry:
             for requests that leave them unset; the server applies them on every endpoint.
         aliases: Other names the model answers to: exact names or globs such as ``claude-*``
             (see ``modelport.workers.aliases`` for which wins).
+        keep_alive: How long the model stays loaded once idle (``"5m"``, ``0``, ``-1`` for
+            never); the server's default when ``None``.
+        pin: Never unloaded by ``keep_alive`` or the memory budget (it still counts against both).
     """
 
     name: str
@@ -47,6 +52,8 @@ class ModelEntry:
     base_model: bool = False
     defaults: Mapping[str, Any] = field(default_factory=dict)
     aliases: tuple[str, ...] = ()
+    keep_alive: float | str | None = None
+    pin: bool = False
 
 
 BUILTIN_MODELS: tuple[ModelEntry, ...] = (
@@ -81,23 +88,30 @@ BUILTIN_MODELS: tuple[ModelEntry, ...] = (
 
 
 class ModelRegistry:
-    """Named model entries, each loaded once on first use and then reused.
+    """Named model entries, each loaded on first use; which stay loaded is ``residency``'s call.
 
     A config file becomes a registry through ``modelport.config.load_config(path).registry()``.
+    By default a model, once loaded, stays until the process ends; a ``ResidencyPolicy`` (the
+    server's ``memory_budget``, ``max_loaded_models``, ``keep_alive``) bounds that.
 
     Args:
         entries: The entries to start with.
         kinds: Where worker kinds are looked up; the process-wide table by default.
+        policy: The memory budget, the cap on loaded models and the default ``keep_alive``.
     """
 
-    def __init__(self, entries: Iterable[ModelEntry] = (), *, kinds: KindRegistry = worker_kinds) -> None:
+    def __init__(
+        self,
+        entries: Iterable[ModelEntry] = (),
+        *,
+        kinds: KindRegistry = worker_kinds,
+        policy: ResidencyPolicy | None = None,
+    ) -> None:
         self._kinds = kinds
         self._entries: dict[str, ModelEntry] = {}
-        self._workers: dict[str, Worker] = {}
-        self._failures: dict[str, str] = {}
-        self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
         self._aliases = AliasTable()
+        self.residency = Residency(self._build, policy)
         for entry in entries:
             self.add(entry)
 
@@ -123,9 +137,16 @@ class ModelRegistry:
                 raise BadRequestError(f"a model named {entry.name!r} is already registered", param="name")
             entries = {**self._entries, entry.name: entry}
             self._aliases = AliasTable(entries.values())  # raises before anything changes
+            keep_alive = parse_keep_alive(entry.keep_alive, param=f"{entry.name}.keep_alive")
             self._entries = entries
-            self._workers.pop(entry.name, None)
-            self._failures.pop(entry.name, None)
+        queue = entry.limits.get("max_queue")
+        self.residency.track(
+            entry.name,
+            estimate=functools.partial(self.estimate, entry.name),
+            keep_alive_s=keep_alive,
+            pinned=entry.pin,
+            max_waiting=int(queue) if queue is not None else None,
+        )
 
     def register(self, name: str, kind: str, **params: Any) -> ModelEntry:
         """Adds an entry from keyword parameters and returns it."""
@@ -139,7 +160,7 @@ class ModelRegistry:
             entries = {**self._entries, name: ModelEntry(name, kind, aliases=tuple(aliases))}
             self._aliases = AliasTable(entries.values())
             self._entries = entries
-            self._workers[name] = worker
+        self.residency.adopt(name, worker)
 
     def remove(self, name: str) -> Worker | None:
         """Takes ``name`` out (new lookups fail at once) and returns its worker, if loaded, to close.
@@ -151,8 +172,7 @@ class ModelRegistry:
         with self._guard:
             self._entries.pop(name, None)
             self._aliases = AliasTable(self._entries.values())
-            self._failures.pop(name, None)
-            return self._workers.pop(name, None)
+        return self.residency.untrack(name)
 
     # -- replicas: the same operations the server's /admin routes call -------------------------
 
@@ -178,8 +198,7 @@ class ModelRegistry:
 
         entry = self.entry(name)
         name = entry.name
-        with self._guard:
-            worker = self._workers.get(name)
+        worker = self.residency.worker(name)
         if isinstance(worker, ReplicaSet):
             return worker
         if entry.kind == "replica-set":
@@ -193,7 +212,7 @@ class ModelRegistry:
             replicas.add([{"kind": entry.kind, "params": dict(entry.params), "limits": dict(entry.limits)}])
         with self._guard:
             self._entries[name] = replace(entry, kind="replica-set", params={})
-            self._workers[name] = replicas
+        self.residency.adopt(name, replicas)  # a set changed by hand is not rebuilt from an entry
         return replicas
 
     def add_replicas(self, name: str, members: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -206,9 +225,7 @@ class ModelRegistry:
 
         if name not in self._entries:
             replicas = ReplicaSet([], name=name, registry=self)
-            with self._guard:
-                self._entries[name] = ModelEntry(name, "replica-set", {})
-                self._workers[name] = replicas
+            self.add_worker(name, replicas, kind="replica-set")
             return replicas.add(members)
         return self.replica_set(name).add(members)
 
@@ -285,17 +302,40 @@ class ModelRegistry:
         self.begin_replace(name, members, busy=busy)(grace_s)
 
     def describe(self, name: str) -> list[dict[str, Any]]:
-        """``name``'s replicas with their state, for listings (a single model is one replica)."""
+        """``name``'s replicas with their routing ``state`` and ``load_state``, for listings.
+
+        A single model is one replica. One that is not loaded is ``ready`` (it loads when
+        routed), unless its last load failed (``unhealthy``).
+        """
         entry = self.entry(name)
         name = entry.name
-        with self._guard:
-            worker = self._workers.get(name)
+        worker = self.residency.worker(name)
         describe = getattr(worker, "describe", None)
         if callable(describe):
             return list(describe())
-        failed = self._failures.get(name)
-        state = "ready" if worker is not None else ("unhealthy" if failed else "stopped")
-        return [{"id": name, "kind": entry.kind, "state": state, "in_flight": None, "last_error": failed}]
+        load_state = self.residency.state(name).value
+        failed = self.residency.describe(name)["load_error"] if load_state == "failed" else None
+        ids = [name]
+        if entry.kind == "replica-set" and worker is None:  # a configured set, not loaded yet
+            members = entry.params.get("members", ())
+            ids = [str(m.get("id") or f"{name}-{i}") for i, m in enumerate(members)] or ids
+        state = "unhealthy" if failed else "ready"
+        kinds = [str(m.get("kind", entry.kind)) for m in entry.params.get("members", ())] if len(ids) > 1 else []
+        return [
+            {
+                "id": replica_id,
+                "kind": kinds[i] if kinds else entry.kind,
+                "state": state,
+                "load_state": load_state,
+                "in_flight": None,
+                "last_error": failed,
+            }
+            for i, replica_id in enumerate(ids)
+        ]
+
+    def residency_of(self, name: str) -> dict[str, Any]:
+        """Whether ``name`` is loaded, its footprint, last use, unload time and pin (for listings)."""
+        return self.residency.describe(self.entry(name).name)
 
     def names(self) -> list[str]:
         """Every registered model name."""
@@ -328,64 +368,82 @@ class ModelRegistry:
         return self._entries[self.resolve(name).model]
 
     def loaded(self) -> dict[str, Worker]:
-        """The workers built so far, by name (a snapshot: safe while models come and go)."""
-        with self._guard:
-            return dict(self._workers)
+        """The loaded workers, by name (a snapshot: safe while models come and go)."""
+        return self.residency.loaded()
 
     def is_loaded(self, name: str) -> bool:
-        """True once ``name``'s worker has been built."""
+        """True while ``name``'s worker is loaded."""
         try:
-            return self.resolve(name).model in self._workers
+            return self.residency.worker(self.resolve(name).model) is not None
         except ModelNotFoundError:
             return False
 
     def failures(self) -> dict[str, str]:
-        """Models whose load failed, with the reason; they stay failed until replaced."""
-        return dict(self._failures)
+        """Models whose last load failed, with the reason (a later request retries after a backoff)."""
+        return self.residency.failures()
 
     def load(self, name: str) -> Worker:
-        """Returns the worker for ``name``, building it on first use.
+        """Returns the worker for ``name``, loading it if it is not loaded (blocking).
+
+        The worker is not held: under a budget or a ``keep_alive`` it may unload once idle.
+        Requests that must keep it while they run take a ``lease``.
 
         Raises:
             ModelNotFoundError: If no model is called ``name``.
-            ModelUnavailableError: If building the worker failed (now or on an earlier try).
+            ModelUnavailableError: If building the worker failed (now, or on an earlier try
+                whose backoff has not passed).
+        """
+        return self.residency.load(self._loadable(name))
+
+    def lease(self, name: str, *, keep_alive_s: float | None = None, timeout_s: float | None = None) -> Lease:
+        """Holds ``name``'s worker loaded until the lease is released (blocking; see ``Residency.lease``)."""
+        return self.residency.lease(self._loadable(name), keep_alive_s=keep_alive_s, timeout_s=timeout_s)
+
+    async def alease(self, name: str, *, keep_alive_s: float | None = None, timeout_s: float | None = None) -> Lease:
+        """``lease`` without blocking the event loop."""
+        return await self.residency.alease(self._loadable(name), keep_alive_s=keep_alive_s, timeout_s=timeout_s)
+
+    def _loadable(self, name: str) -> str:
+        """The model ``name`` means (an alias loads its model, once), its kind checked to exist.
+
+        Raises:
+            ModelNotFoundError: If no model answers to ``name``.
+            BadRequestError: If its kind is unknown (the caller's error, before any load).
         """
         entry = self.entry(name)
-        name = entry.name  # an alias loads its model, once
-        worker = self._workers.get(name)
-        if worker is not None:
-            return worker
-        with self._guard:
-            lock = self._locks.setdefault(name, threading.Lock())
-        with lock:  # one load per name, even when many requests arrive at once
-            worker = self._workers.get(name)
-            if worker is not None:
-                return worker
-            if name in self._failures:
-                raise ModelUnavailableError(name, self._failures[name])
-            factory = self._kinds.get(entry.kind)  # an unknown kind is the caller's error (400)
-            logger.info("loading %s (%s)", name, entry.kind)
-            started = time.monotonic()
-            params = dict(entry.params)
-            if _takes_registry(factory):  # kinds built on other models (a replica set's fallbacks)
-                params["registry"] = self
-            try:
-                worker = factory(**params)
-            except Exception as error:
-                # Whatever the cause (a missing or corrupt file, a bad parameter), it is the
-                # server's to fix: callers get 503 naming the model, never a 400 or a 500.
-                reason = str(error.message if isinstance(error, BadRequestError) else error) or type(error).__name__
-                self._failures[name] = reason
-                logger.error("loading %s failed: %s", name, reason)
-                raise ModelUnavailableError(name, reason) from error
-            self._workers[name] = worker
-            logger.info("%s ready in %.1f s", name, time.monotonic() - started)
-        return worker
+        if self.residency.worker(entry.name) is None:
+            self._kinds.get(entry.kind)
+        return entry.name
+
+    def estimate(self, name: str) -> int | None:
+        """Bytes ``name`` should hold once loaded, from its files and parameters (``None``: unknown)."""
+        entry = self.entry(name)
+        try:
+            factory = self._kinds.get(entry.kind)
+        except BadRequestError:
+            return None
+        return estimate_footprint(factory, entry.params)
+
+    def _build(self, name: str) -> Worker:
+        """Builds ``name``'s worker (the residency manager calls it, once per load)."""
+        entry = self.entry(name)
+        factory = self._kinds.get(entry.kind)  # an unknown kind is the caller's error (400)
+        logger.info("loading %s (%s)", name, entry.kind)
+        params = dict(entry.params)
+        if _takes_registry(factory):  # kinds built on other models (a replica set's fallbacks)
+            params["registry"] = self
+        try:
+            return factory(**params)  # type: ignore[no-any-return]
+        except Exception as error:
+            # Whatever the cause (a missing or corrupt file, a bad parameter), it is the
+            # server's to fix: callers get 503 naming the model, never a 400 or a 500.
+            reason = str(error.message if isinstance(error, BadRequestError) else error) or type(error).__name__
+            raise ModelUnavailableError(name, reason) from error
 
     def declared_capabilities(self, name: str) -> Capabilities:
         """What ``name`` can do: the loaded worker's, else its kind's declaration (no loading)."""
         entry = self.entry(name)
-        worker = self._workers.get(entry.name)
+        worker = self.residency.worker(entry.name)
         if worker is not None:
             return worker.capabilities
         declared = getattr(self._kinds.get(entry.kind), "capabilities", None)
@@ -407,10 +465,7 @@ class ModelRegistry:
 
     def close(self) -> None:
         """Closes every loaded worker."""
-        with self._guard:
-            workers, self._workers = list(self._workers.values()), {}
-        for worker in workers:
-            worker.close()
+        self.residency.close()
 
 
 def _takes_registry(factory: Any) -> bool:

@@ -30,6 +30,7 @@ from modelport.server.ops.tracking import RequestRecord, aclose, tracked_events
 from modelport.server.protocol import WireResponse
 from modelport.server.state import ServerState
 from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
+from modelport.workers.residency import parse_keep_alive
 
 __all__ = ["SSE_HEADERS", "Chunks", "Disconnected", "Endpoint", "Generation", "ModelRequest"]
 
@@ -140,11 +141,21 @@ class Endpoint:
         self.record = record
         self.disconnected = disconnected
         self.created = int(time.time())
+        self.keep_alive_s: float | None = None
 
     async def __call__(self, body: ModelRequest) -> Response:
         """Serves one request: admission first (the key may use the model), then the endpoint's own work."""
+        self.read_keep_alive(body)
         self.admit(body.model)
         return await self.create(body)
+
+    def read_keep_alive(self, body: object) -> None:
+        """Reads the body's ``keep_alive`` (Ollama's extra field: how long the model stays after).
+
+        Raises:
+            BadRequestError: Naming ``keep_alive`` when it is not a duration.
+        """
+        self.keep_alive_s = parse_keep_alive(getattr(body, "keep_alive", None))
 
     async def create(self, body: Any) -> Response:
         """The endpoint's own work, once the request is admitted."""
@@ -170,12 +181,12 @@ class Endpoint:
         self.state.admit(self.record, model, endpoint or self.name)
 
     async def chat_worker(self, model: str) -> ChatWorker:
-        """The chat worker serving ``model``, loaded off the event loop on first use."""
-        return await self.state.chat_worker(model)
+        """The chat worker serving ``model``, loaded if need be and held until the request ends."""
+        return await self.state.chat_worker(model, self.record, self.keep_alive_s)
 
     async def embedder(self, model: str) -> EmbeddingWorker:
-        """The embedding worker serving ``model``, loaded off the event loop on first use."""
-        return await self.state.embedder(model)
+        """The embedding worker serving ``model``, loaded if need be and held until the request ends."""
+        return await self.state.embedder(model, self.record, self.keep_alive_s)
 
     async def slot(self, worker: Worker) -> Slot:
         """Waits for one of the model's slots (admission), noting the time spent queued."""

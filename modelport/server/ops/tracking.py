@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.datastructures import MutableHeaders
 from starlette.requests import Request
@@ -62,6 +63,7 @@ class RequestRecord:
         alias: The alias that matched, as declared (a glob's pattern), for metrics.
         model_known: Whether ``model`` names a registered model (else it is what the client
             sent, which metrics leave out: its values are unbounded).
+        leases: The models it holds loaded (anything with ``release()``), given back when it ends.
     """
 
     id: str
@@ -85,6 +87,7 @@ class RequestRecord:
     deltas: int = 0
     usage_known: bool = False
     input_tokens: int | None = None
+    leases: list[Any] = field(default_factory=list)
     reserved_tokens: int = 0
     requested_model: str | None = None
     alias: str | None = None

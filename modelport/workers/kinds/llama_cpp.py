@@ -83,6 +83,18 @@ class LlamaCppWorker(LocalChatWorker):
         """Checks that ``model_path`` names a file (or an installed package), without loading it."""
         check_path(params.get("model_path"), param="model_path")
 
+    @staticmethod
+    def estimate_footprint(params: Mapping[str, Any]) -> int:
+        """Bytes it will hold: the GGUF, ``n_parallel x n_ctx`` cached tokens, compute buffers."""
+        from modelport.workers.residency.footprint import llama_cpp_bytes
+
+        return llama_cpp_bytes(
+            resolve_path(str(params["model_path"])),
+            n_ctx=int(params.get("n_ctx", 4096)),
+            n_parallel=int(params.get("n_parallel", 1)),
+            type_k=int(params.get("type_k") or 1),
+        )
+
     def __init__(
         self,
         model_path: str,

@@ -35,6 +35,13 @@ class SentenceTransformersWorker(EmbeddingWorker):
         """Checks that a local ``model`` folder (or package) exists; hub ids are left to loading."""
         check_path(params.get("model"), param="model", local_only=True)
 
+    @staticmethod
+    def estimate_footprint(params: Mapping[str, Any]) -> int:
+        """Bytes it will hold: its safetensors weights as stored, plus 10%."""
+        from modelport.workers.residency.footprint import safetensors_parameters, torch_model_bytes
+
+        return torch_model_bytes(*safetensors_parameters(resolve_path(str(params["model"]))), "auto")
+
     def __init__(
         self,
         model: str,

@@ -69,6 +69,19 @@ class TransformersWorker(LocalChatWorker):
         """Checks that a local ``model`` folder (or package) exists; hub ids are left to loading."""
         check_path(params.get("model"), param="model", local_only=True)
 
+    @staticmethod
+    def estimate_footprint(params: Mapping[str, Any]) -> int:
+        """Bytes it will hold: parameters x dtype (a GGUF is dequantised to float32), plus 10%."""
+        from modelport.workers.gguf import read_gguf_header
+        from modelport.workers.residency.footprint import safetensors_parameters, torch_model_bytes
+
+        folder = resolve_path(str(params["model"]))
+        dtype = str(params.get("dtype", "auto"))
+        if params.get("gguf_file"):
+            elements = read_gguf_header(folder / str(params["gguf_file"])).parameters
+            return torch_model_bytes(elements, elements * 4, dtype)
+        return torch_model_bytes(*safetensors_parameters(folder), dtype)
+
     def __init__(
         self,
         model: str,
