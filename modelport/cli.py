@@ -90,6 +90,52 @@ def _cmd_remote_models(url: str, admin_key: str | None, api_key: str | None) -> 
     return 0
 
 
+def _ago(seconds: float | None, now: float, *, future: bool = False) -> str:
+    if seconds is None:
+        return "-"
+    delta = seconds - now if future else now - seconds
+    delta = max(delta, 0.0)
+    text = f"{delta:.0f}s" if delta < 120 else f"{delta / 60:.0f}m" if delta < 7200 else f"{delta / 3600:.0f}h"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def _mib(size: int | None) -> str:
+    return "-" if size is None else f"{size / 1024 / 1024:.0f} MiB"
+
+
+def _cmd_ps(args: argparse.Namespace) -> int:
+    import httpx
+
+    key = args.admin_key or os.environ.get("MODELPORT_ADMIN_KEY")
+    if not key:
+        print("error: give --admin-key or set MODELPORT_ADMIN_KEY (ps reads the server's /admin API)", file=sys.stderr)
+        return 2
+    root = args.url.rstrip("/").removesuffix("/v1")
+    try:
+        response = httpx.get(f"{root}/admin/models", headers={"Authorization": f"Bearer {key}"}, timeout=30)
+    except httpx.HTTPError as error:
+        print(f"error: cannot reach {root}: {error}", file=sys.stderr)
+        return 2
+    if response.status_code != 200:
+        print(f"error: {root} answered {response.status_code}: {response.text[:300]}", file=sys.stderr)
+        return 2
+    now = time.time()
+    header = f"{'NAME':24} {'LOAD STATE':10} {'PINNED':6} {'ESTIMATED':>10} {'MEASURED':>10} {'LAST USED':10} UNLOADS"
+    print(header)
+    for model in response.json()["data"]:
+        footprint = model.get("footprint") or {}
+        unloads = "never" if model.get("unload_at") is None else _ago(model["unload_at"], now, future=True)
+        if model.get("load_state") != "loaded":
+            unloads = "-"
+        line = (
+            f"{model['name']:24} {model.get('load_state', '?'):10} {'yes' if model.get('pinned') else 'no':6} "
+            f"{_mib(footprint.get('estimated')):>10} {_mib(footprint.get('measured')):>10} "
+            f"{_ago(model.get('last_used'), now):10} {unloads}"
+        )
+        print(line.rstrip())
+    return 0
+
+
 def _cmd_models(args: argparse.Namespace) -> int:
     if args.url:
         return _cmd_remote_models(args.url, args.admin_key, args.api_key)
@@ -265,6 +311,11 @@ def _parser() -> argparse.ArgumentParser:
     models.add_argument("--admin-key", help="the server's admin key, for replica states")
     models.add_argument("--api-key", help="an API key, for a server that needs one (names only)")
     models.set_defaults(run=_cmd_models)
+
+    ps = sub.add_parser("ps", help="show which models a running server holds in memory")
+    ps.add_argument("--url", default="http://127.0.0.1:8000", help="the server (default http://127.0.0.1:8000)")
+    ps.add_argument("--admin-key", help="the server's admin key (default: MODELPORT_ADMIN_KEY)")
+    ps.set_defaults(run=_cmd_ps)
 
     chat = sub.add_parser("chat", help="chat with a model in the terminal")
     chat.add_argument("model", help="a registered model name")

@@ -1,9 +1,11 @@
-"""``/admin``: add, drain and replace replicas while the server runs. Mounted only with admin keys.
+"""``/admin``: add, drain and replace replicas, load, unload and pin models while the server runs.
 
-Every route needs an admin key: none is 401, an API key is 403, both in OpenAI's error shape.
-A change answers 202 at once with the model's replicas as the change left them (new ones
-``starting``, drained ones ``draining``); loading and draining go on in the background, and
-``GET /admin/models`` shows how they progress.
+Mounted only with admin keys. Every route needs an admin key: none is 401, an API key is 403,
+both in OpenAI's error shape. A change to replicas answers 202 at once with the model's replicas
+as the change left them (new ones ``starting``, drained ones ``draining``); loading and
+draining go on in the background, and ``GET /admin/models`` shows how they progress. ``load``
+answers once the model is in memory; ``unload`` answers 202 and lets requests in flight finish
+first; the entry stays, and the next request loads it again.
 """
 
 from __future__ import annotations
@@ -29,8 +31,12 @@ __all__ = [
     "drain_replica",
     "install_admin",
     "list_models",
+    "load_model",
+    "pin_model",
     "replace_model",
     "require_admin",
+    "unload_model",
+    "unpin_model",
 ]
 
 logger = logging.getLogger("modelport.server")
@@ -89,8 +95,11 @@ def _entries(state: ServerState, body: ModelsBody, name: str | None = None) -> l
 
 
 def _listing(state: ServerState, names: list[str]) -> dict[str, Any]:
-    known = set(state.registry.names())
-    return {"data": [{"name": n, "replicas": state.registry.describe(n)} for n in names if n in known]}
+    registry = state.registry
+    known = set(registry.names())
+    return {
+        "data": [{"name": n, "replicas": registry.describe(n), **registry.residency_of(n)} for n in names if n in known]
+    }
 
 
 def _in_background(state: ServerState, what: str, work: Any, *args: Any, **kwargs: Any) -> None:
@@ -163,6 +172,45 @@ async def replace_model(name: str, body: ModelsBody, state: State, grace_s: floa
     rest = state.registry.begin_replace(name, members, busy=_busy(state, name))
     _in_background(state, f"replace {name}", rest, grace)
     return JSONResponse(_listing(state, [name]), status_code=202)
+
+
+@router.post("/models/{name}/load")
+async def load_model(name: str, state: State) -> JSONResponse:
+    """Loads a model now (making room under the budget as a request would); answers once it is in."""
+    state.registry.check_changes()
+    lease = await state.registry.alease(name)  # 404 for an unknown name, 503 if it cannot load
+    lease.release()  # its keep_alive starts now
+    return JSONResponse(_listing(state, [state.registry.entry(name).name]))
+
+
+@router.post("/models/{name}/unload")
+async def unload_model(name: str, state: State, grace_s: float | None = None) -> JSONResponse:
+    """Unloads a model once its requests finish (up to ``grace_s``); the entry stays, to load again."""
+    state.registry.check_changes()
+    model = state.registry.entry(name).name
+    grace = _grace(state, grace_s)
+    _in_background(state, f"unload {model}", state.registry.residency.unload, model, reason="admin", grace_s=grace)
+    await asyncio.sleep(0)  # let the unload begin, so the listing shows it
+    return JSONResponse(_listing(state, [model]), status_code=202)
+
+
+@router.post("/models/{name}/pin")
+async def pin_model(name: str, state: State) -> JSONResponse:
+    """Pins a model: neither ``keep_alive`` nor the budget unloads it (it still counts against both)."""
+    return _pin(state, name, True)
+
+
+@router.post("/models/{name}/unpin")
+async def unpin_model(name: str, state: State) -> JSONResponse:
+    """Unpins a model: once idle, its ``keep_alive`` and the budget apply again."""
+    return _pin(state, name, False)
+
+
+def _pin(state: ServerState, name: str, pinned: bool) -> JSONResponse:
+    state.registry.check_changes()
+    model = state.registry.entry(name).name
+    state.registry.residency.pin(model, pinned)
+    return JSONResponse(_listing(state, [model]))
 
 
 def _busy(state: ServerState, name: str) -> Any:

@@ -129,7 +129,10 @@ class ServerState:
         entry_limits = {e.name: e.limits for e in registry.entries() if e.limits}
         self.limiter = ModelLimiter(settings.limits, settings.model_limits, entry_limits)
         self.lifecycle = Lifecycle(settings.drain_timeout_s)
-        self.metrics = ServerMetrics(self.load, self._engine_metrics, self._replica_states)
+        self.metrics = ServerMetrics(self.load, self._engine_metrics, self._replica_states, self._memory)
+        stats = registry.residency.stats
+        stats.on_load.append(lambda name, seconds: self.metrics.load_seconds.labels(name).observe(seconds))
+        stats.on_unload.append(lambda name, reason: self.metrics.unloads.labels(name, reason).inc())
         self.access_log = AccessLog()
         self.started = int(time.time())
         self.preloading: set[str] = set(settings.preload)
@@ -176,6 +179,10 @@ class ServerState:
             if callable(describe):
                 out[name] = [(r["id"], r["state"]) for r in describe()]
         return out
+
+    def _memory(self) -> tuple[int | None, list[tuple[str, bool, int]]]:
+        residency = self.registry.residency
+        return residency.policy.memory_budget, residency.snapshot()
 
     def _engine_metrics(self) -> dict[str, EngineMetrics]:
         out = {}

@@ -111,7 +111,7 @@ class ModelRegistry:
         self._entries: dict[str, ModelEntry] = {}
         self._guard = threading.Lock()
         self._aliases = AliasTable()
-        self.residency = Residency(self._build, policy)
+        self.residency = Residency(self._build, policy, prepare=self._prepare)
         for entry in entries:
             self.add(entry)
 
@@ -423,6 +423,12 @@ class ModelRegistry:
         except BadRequestError:
             return None
         return estimate_footprint(factory, entry.params)
+
+    def _prepare(self, name: str) -> None:
+        """Imports what ``name``'s kind needs (its factory's ``prepare``), so its load measures the model alone."""
+        prepare = getattr(self._kinds.get(self.entry(name).kind), "prepare", None)
+        if callable(prepare):
+            prepare()
 
     def _build(self, name: str) -> Worker:
         """Builds ``name``'s worker (the residency manager calls it, once per load)."""

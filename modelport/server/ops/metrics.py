@@ -26,6 +26,7 @@ TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75
 ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0)
 LATENCY_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
+LOAD_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 
 MODEL = ("model_name",)
 # Request families also carry the alias a request matched ("" for the model's own name): the
@@ -41,10 +42,12 @@ class _LiveCollector(Collector):
         load: Callable[[], Mapping[str, tuple[int, int]]],
         engines: Callable[[], Mapping[str, EngineMetrics]],
         replicas: Callable[[], Mapping[str, list[tuple[str, str]]]],
+        residency: Callable[[], tuple[int | None, list[tuple[str, bool, int]]]] | None = None,
     ) -> None:
         self._load = load
         self._engines = engines
         self._replicas = replicas
+        self._residency = residency
 
     def collect(self) -> Iterator[Any]:
         running = GaugeMetricFamily("modelport_num_requests_running", "Requests holding a model slot.", labels=MODEL)
@@ -85,6 +88,32 @@ class _LiveCollector(Collector):
             for replica, state in replicas:
                 states.add_metric([model, replica, state], 1)
         yield states
+        if self._residency is not None:
+            yield from self._memory()
+
+    def _memory(self) -> Iterator[Any]:
+        assert self._residency is not None
+        budget, models = self._residency()
+        loaded = GaugeMetricFamily("modelport_model_loaded", "1 while the model is loaded, else 0.", labels=MODEL)
+        footprint = GaugeMetricFamily(
+            "modelport_model_footprint_bytes",
+            "Bytes the model counts against the memory budget while in memory (measured, else estimated).",
+            labels=MODEL,
+        )
+        for model, is_loaded, size in sorted(models):
+            loaded.add_metric([model], 1 if is_loaded else 0)
+            footprint.add_metric([model], size)
+        yield loaded
+        yield footprint
+        yield GaugeMetricFamily(
+            "modelport_models_footprint_bytes",
+            "Bytes the models in memory count against the budget together.",
+            value=sum(size for _, _, size in models),
+        )
+        if budget is not None:
+            yield GaugeMetricFamily(
+                "modelport_memory_budget_bytes", "The server's memory budget (server.memory_budget).", value=budget
+            )
 
 
 class ServerMetrics:
@@ -101,6 +130,7 @@ class ServerMetrics:
         load: Callable[[], Mapping[str, tuple[int, int]]],
         engines: Callable[[], Mapping[str, EngineMetrics]],
         replicas: Callable[[], Mapping[str, list[tuple[str, str]]]] = dict,
+        residency: Callable[[], tuple[int | None, list[tuple[str, bool, int]]]] | None = None,
     ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
@@ -159,7 +189,16 @@ class ServerMetrics:
             buckets=TTFT_BUCKETS,
             registry=r,
         )
-        r.register(_LiveCollector(load, engines, replicas))
+        self.load_seconds = Histogram(
+            "modelport_model_load_seconds", "Time one model load took.", MODEL, buckets=LOAD_BUCKETS, registry=r
+        )
+        self.unloads = Counter(
+            "modelport_model_unloads",
+            "Models unloaded, by reason: keep_alive, budget (to make room), admin.",
+            (*MODEL, "reason"),
+            registry=r,
+        )
+        r.register(_LiveCollector(load, engines, replicas, residency))
 
     def observe(self, record: RequestRecord) -> None:
         """Counts one finished request (only API requests that name a model or fail)."""

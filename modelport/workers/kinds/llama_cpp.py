@@ -84,6 +84,11 @@ class LlamaCppWorker(LocalChatWorker):
         check_path(params.get("model_path"), param="model_path")
 
     @staticmethod
+    def prepare() -> None:
+        """Imports the libraries a load needs: they stay with the process, not with one model."""
+        import llama_cpp  # noqa: F401
+
+    @staticmethod
     def estimate_footprint(params: Mapping[str, Any]) -> int:
         """Bytes it will hold: the GGUF, ``n_parallel x n_ctx`` cached tokens, compute buffers."""
         from modelport.workers.residency.footprint import llama_cpp_bytes

@@ -36,6 +36,12 @@ class SentenceTransformersWorker(EmbeddingWorker):
         check_path(params.get("model"), param="model", local_only=True)
 
     @staticmethod
+    def prepare() -> None:
+        """Imports the libraries a load needs: they stay with the process, not with one model."""
+        import sentence_transformers  # noqa: F401
+        import torch  # noqa: F401
+
+    @staticmethod
     def estimate_footprint(params: Mapping[str, Any]) -> int:
         """Bytes it will hold: its safetensors weights as stored, plus 10%."""
         from modelport.workers.residency.footprint import safetensors_parameters, torch_model_bytes

@@ -70,6 +70,12 @@ class TransformersWorker(LocalChatWorker):
         check_path(params.get("model"), param="model", local_only=True)
 
     @staticmethod
+    def prepare() -> None:
+        """Imports the libraries a load needs: they stay with the process, not with one model."""
+        import torch  # noqa: F401
+        import transformers  # noqa: F401
+
+    @staticmethod
     def estimate_footprint(params: Mapping[str, Any]) -> int:
         """Bytes it will hold: parameters x dtype (a GGUF is dequantised to float32), plus 10%."""
         from modelport.workers.gguf import read_gguf_header

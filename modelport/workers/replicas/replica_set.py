@@ -98,6 +98,19 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
         self._watcher = threading.Thread(target=self._watch, name=f"modelport-health-{name}", daemon=True)
         self._watcher.start()
 
+    @staticmethod
+    def estimate_footprint(params: Mapping[str, Any]) -> int | None:
+        """What every member together will hold (``None`` if one cannot tell)."""
+        from modelport.workers.residency.footprint import estimate_footprint
+
+        total = 0
+        for member in params.get("members", ()):
+            one = estimate_footprint(worker_kinds.get(str(member["kind"])), member.get("params") or {})
+            if one is None:
+                return None
+            total += one
+        return total
+
     # -- membership ------------------------------------------------------------------------
 
     def _start(self, members: Sequence[Mapping[str, Any]]) -> list[threading.Thread]:

@@ -102,14 +102,19 @@ class _Resident:
 
 @dataclass
 class ResidencyStats:
-    """What happened, for metrics: loads and their seconds, unloads by reason."""
+    """What happened: loads by model, unloads by model and reason, and who else wants to know.
 
-    load_seconds: list[tuple[str, float]] = field(default_factory=list)
+    Attributes:
+        loads: Loads that finished, by model.
+        unloads: Unloads by ``(model, reason)``; reasons are ``keep_alive``, ``budget``, ``admin``.
+        on_load: Called with the model and the seconds its load took (the server's histogram).
+        on_unload: Called with the model and the reason.
+    """
+
+    loads: Counter[str] = field(default_factory=Counter)
     unloads: Counter[tuple[str, str]] = field(default_factory=Counter)
-
-    def loads(self, name: str) -> int:
-        """Loads of ``name`` that finished."""
-        return sum(1 for n, _ in self.load_seconds if n == name)
+    on_load: list[Callable[[str, float], None]] = field(default_factory=list)
+    on_unload: list[Callable[[str, str], None]] = field(default_factory=list)
 
 
 class Lease:
@@ -149,6 +154,8 @@ class Residency:
     Args:
         build: Builds the worker of a model name (blocking; raises on failure).
         policy: The budget, the cap, the default ``keep_alive``, the timeouts.
+        prepare: Imports what a model's kind needs before its load is measured (the library
+            stays with the process; the footprint is the model's own).
         clock: Monotonic seconds (tests pass their own).
     """
 
@@ -157,9 +164,11 @@ class Residency:
         build: Callable[[str], Worker],
         policy: ResidencyPolicy | None = None,
         *,
+        prepare: Callable[[str], None] = lambda name: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._build = build
+        self._prepare = prepare
         self.policy = policy or ResidencyPolicy()
         self._clock = clock
         self._lock = threading.Lock()
@@ -251,6 +260,13 @@ class Residency:
         """Bytes the models in memory count against the budget together."""
         with self._lock:
             return sum(r.footprint for r in self._models.values() if r.holds_memory)
+
+    def snapshot(self) -> list[tuple[str, bool, int]]:
+        """Each tracked model: its name, whether it is loaded, what it counts against the budget."""
+        with self._lock:
+            return [
+                (n, r.state is LoadState.LOADED, r.footprint if r.holds_memory else 0) for n, r in self._models.items()
+            ]
 
     def describe(self, name: str) -> dict[str, Any]:
         """``name``'s residency, as the admin API lists it."""
@@ -462,8 +478,11 @@ class Residency:
                 _mib(resident.footprint),
                 _mib(self.footprint() - resident.footprint),
             )
-            before, started = process_rss(), self._clock()
+            started = self._clock()
             try:
+                self._prepare(resident.name)
+                release_memory()
+                before = process_rss()
                 worker = self._build(resident.name)
             except Exception as error:  # noqa: BLE001 - any failure is the model's, reported to its requests
                 reason = error.reason if isinstance(error, ModelUnavailableError) else _reason(error)
@@ -476,6 +495,7 @@ class Residency:
                 logger.error("loading %s failed (retried after %.0f s): %s", resident.name, wait, reason)
                 return
             took = self._clock() - started
+            release_memory()  # what the load freed again (temporary copies) is not the model's
             added = max(process_rss() - before, 0)
         with self._lock:
             if resident.removed:
@@ -487,10 +507,12 @@ class Residency:
                 resident.error, resident.failures, resident.loads = None, 0, resident.loads + 1
                 resident.last_used, resident.last_used_at = time.time(), self._clock()
                 self._arm(resident, None)
-            self.stats.load_seconds.append((resident.name, took))
+            self.stats.loads[resident.name] += 1
             self._changed.notify_all()
         if stale is not None:
             stale.close()
+        for observe in self.stats.on_load:
+            observe(resident.name, took)
         logger.info("%s loaded in %.1f s (measured %s)", resident.name, took, _mib(added))
 
     def _unload(self, resident: _Resident, reason: str) -> None:
@@ -511,6 +533,8 @@ class Residency:
                 resident.measured = freed
             self.stats.unloads[(resident.name, reason)] += 1
             self._changed.notify_all()
+        for observe in self.stats.on_unload:
+            observe(resident.name, reason)
         logger.info("unloaded %s (%s): %s freed", resident.name, reason, _mib(freed))
 
     def unload(self, name: str, *, reason: str = "admin", grace_s: float = 30.0) -> bool:
