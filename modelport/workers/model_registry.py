@@ -434,7 +434,6 @@ class ModelRegistry:
         """Builds ``name``'s worker (the residency manager calls it, once per load)."""
         entry = self.entry(name)
         factory = self._kinds.get(entry.kind)  # an unknown kind is the caller's error (400)
-        logger.info("loading %s (%s)", name, entry.kind)
         params = dict(entry.params)
         if _takes_registry(factory):  # kinds built on other models (a replica set's fallbacks)
             params["registry"] = self

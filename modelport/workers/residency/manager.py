@@ -156,6 +156,7 @@ class Residency:
         policy: The budget, the cap, the default ``keep_alive``, the timeouts.
         prepare: Imports what a model's kind needs before its load is measured (the library
             stays with the process; the footprint is the model's own).
+        rss: The process's resident bytes, read around each load and unload.
         clock: Monotonic seconds (tests pass their own).
     """
 
@@ -165,10 +166,12 @@ class Residency:
         policy: ResidencyPolicy | None = None,
         *,
         prepare: Callable[[str], None] = lambda name: None,
+        rss: Callable[[], int] = process_rss,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._build = build
         self._prepare = prepare
+        self._rss = rss
         self.policy = policy or ResidencyPolicy()
         self._clock = clock
         self._lock = threading.Lock()
@@ -271,6 +274,8 @@ class Residency:
     def describe(self, name: str) -> dict[str, Any]:
         """``name``'s residency, as the admin API lists it."""
         resident = self._get(name)
+        if resident.estimated is None and not resident.static:
+            resident.estimated = resident.estimate()  # a header read, at most once
         now_wall, now = time.time(), self._clock()
         unload_at = None
         if resident.unload_at is not None and resident.state is LoadState.LOADED:
@@ -482,7 +487,7 @@ class Residency:
             try:
                 self._prepare(resident.name)
                 release_memory()
-                before = process_rss()
+                before = self._rss()
                 worker = self._build(resident.name)
             except Exception as error:  # noqa: BLE001 - any failure is the model's, reported to its requests
                 reason = error.reason if isinstance(error, ModelUnavailableError) else _reason(error)
@@ -496,7 +501,7 @@ class Residency:
                 return
             took = self._clock() - started
             release_memory()  # what the load freed again (temporary copies) is not the model's
-            added = max(process_rss() - before, 0)
+            added = max(self._rss() - before, 0)
         with self._lock:
             if resident.removed:
                 stale = worker
@@ -518,7 +523,7 @@ class Residency:
     def _unload(self, resident: _Resident, reason: str) -> None:
         """Closes an unloading model's worker and hands its memory back (holding ``_memory``)."""
         worker, resident.worker = resident.worker, None
-        before = process_rss()
+        before = self._rss()
         if worker is not None:
             try:
                 worker.close()
@@ -526,7 +531,7 @@ class Residency:
                 logger.exception("closing %s failed", resident.name)
             del worker
         release_memory()
-        freed = max(before - process_rss(), 0)
+        freed = max(before - self._rss(), 0)
         with self._lock:
             resident.state, resident.unload_at = LoadState.UNLOADED, None
             if freed > (resident.measured or 0):  # it grew while serving: what it held is what it freed
