@@ -121,9 +121,9 @@ class ModelRegistry:
         return self._kinds
 
     @classmethod
-    def builtin(cls) -> ModelRegistry:
-        """A registry holding the built-in offline models."""
-        return cls(BUILTIN_MODELS)
+    def builtin(cls, *, policy: ResidencyPolicy | None = None) -> ModelRegistry:
+        """A registry holding the built-in offline models (under ``policy``, if given)."""
+        return cls(BUILTIN_MODELS, policy=policy)
 
     def add(self, entry: ModelEntry, *, replace: bool = False) -> None:
         """Adds an entry.

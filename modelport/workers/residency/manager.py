@@ -68,12 +68,19 @@ class _Resident:
     last_used_at: float = 0.0  # monotonic, for the LRU order
     unload_at: float | None = None  # monotonic
     estimated: int | None = None
-    measured: int | None = None
+    load_added: int | None = None  # RSS the last load added
+    unload_freed: int | None = None  # RSS the last unload handed back (pages touched while serving)
     error: str | None = None
     failures: int = 0
     retry_at: float = 0.0
     loads: int = 0
     removed: bool = False
+
+    @property
+    def measured(self) -> int | None:
+        """What the model was seen to hold: the larger of its last load's and last unload's RSS change."""
+        seen = [v for v in (self.load_added, self.unload_freed) if v is not None]
+        return max(seen) if seen else None
 
     @property
     def footprint(self) -> int:
@@ -177,7 +184,10 @@ class Residency:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._models: dict[str, _Resident] = {}
-        self._memory = threading.Lock()  # one load or unload at a time: its RSS change is its own
+        # One load or unload at a time, so that its RSS change is its own. Re-entrant: a model
+        # built on others (a chain of registered models) loads them inline, on its own thread.
+        self._memory = threading.RLock()
+        self._nested = threading.local()
         self._reaper: threading.Thread | None = None
         self._closing = False
         self.stats = ResidencyStats()
@@ -204,7 +214,7 @@ class Residency:
     def adopt(self, name: str, worker: Worker) -> None:
         """Tracks a worker built elsewhere: loaded for good (it cannot be built again here)."""
         resident = _Resident(name, lambda: 0, pinned=True, static=True)
-        resident.state, resident.worker, resident.measured = LoadState.LOADED, worker, 0
+        resident.state, resident.worker, resident.load_added = LoadState.LOADED, worker, 0
         resident.last_used, resident.last_used_at = time.time(), self._clock()
         with self._lock:
             old = self._models.get(name)
@@ -358,15 +368,25 @@ class Residency:
             self._changed.notify_all()
 
     def _next(self, resident: _Resident, keep_alive_s: float | None, deadline: float) -> Lease | float:
-        """A lease, or how long to wait; starts a load when the policy decides on one."""
+        """A lease, or how long to wait; starts a load when the policy decides on one.
+
+        A lease asked for while a load is building (a chain whose factory uses other registered
+        models) loads inline: a load thread of its own would wait for the outer load to end.
+        """
+        nested = getattr(self._nested, "loading", False)
         with self._lock:
-            decided = self._step(resident, keep_alive_s, deadline)
+            decided = self._step(resident, keep_alive_s, deadline, nested=nested)
         if isinstance(decided, _Load):
-            self._start_load(decided)
+            if nested:
+                self._run_load(decided)
+            else:
+                self._start_load(decided)
             return 0.0
         return decided
 
-    def _step(self, resident: _Resident, keep_alive_s: float | None, deadline: float) -> Lease | _Load | float:
+    def _step(
+        self, resident: _Resident, keep_alive_s: float | None, deadline: float, *, nested: bool = False
+    ) -> Lease | _Load | float:
         """The policy, under the lock and without I/O: a lease, a load to start, or a wait."""
         now = self._clock()
         if resident.removed:
@@ -383,7 +403,8 @@ class Residency:
             raise self._timed_out(resident)
         if resident.state in (LoadState.LOADING, LoadState.UNLOADING):
             return min(deadline - now, 0.25)
-        if any(r.state in (LoadState.LOADING, LoadState.UNLOADING) for r in self._models.values()):
+        busy = any(r.state in (LoadState.LOADING, LoadState.UNLOADING) for r in self._models.values())
+        if busy and not nested:
             return min(deadline - now, 0.25)  # one memory change at a time
         victims = self._room_for(resident)
         if victims is None:
@@ -488,7 +509,12 @@ class Residency:
                 self._prepare(resident.name)
                 release_memory()
                 before = self._rss()
-                worker = self._build(resident.name)
+                outer = getattr(self._nested, "loading", False)
+                self._nested.loading = True
+                try:
+                    worker = self._build(resident.name)
+                finally:
+                    self._nested.loading = outer
             except Exception as error:  # noqa: BLE001 - any failure is the model's, reported to its requests
                 reason = error.reason if isinstance(error, ModelUnavailableError) else _reason(error)
                 with self._lock:
@@ -508,7 +534,7 @@ class Residency:
             else:
                 stale = None
                 resident.worker, resident.state = worker, LoadState.LOADED
-                resident.measured = max(added, resident.measured or 0) if resident.loads == 0 else added
+                resident.load_added = added
                 resident.error, resident.failures, resident.loads = None, 0, resident.loads + 1
                 resident.last_used, resident.last_used_at = time.time(), self._clock()
                 self._arm(resident, None)
@@ -534,8 +560,7 @@ class Residency:
         freed = max(before - self._rss(), 0)
         with self._lock:
             resident.state, resident.unload_at = LoadState.UNLOADED, None
-            if freed > (resident.measured or 0):  # it grew while serving: what it held is what it freed
-                resident.measured = freed
+            resident.unload_freed = freed
             self.stats.unloads[(resident.name, reason)] += 1
             self._changed.notify_all()
         for observe in self.stats.on_unload:

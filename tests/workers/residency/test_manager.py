@@ -250,3 +250,21 @@ def test_describe_lists_what_ps_shows() -> None:
     assert described["load_state"] == "loaded" and described["pinned"] is False
     assert described["footprint"] == {"estimated": 5 * MIB, "measured": 5 * MIB}
     assert described["last_used"] <= time.time() and described["unload_at"] > time.time() + 50
+
+
+def test_a_model_built_on_another_loads_it_inline() -> None:
+    """A chain whose factory uses another registered model: the inner load runs inside the outer."""
+    builds = Builds()
+    manager = Residency(lambda name: inner(name), ResidencyPolicy(), rss=builds.rss)
+
+    def inner(name: str) -> Worker:
+        if name == "chain":
+            manager.load("model")  # as ModelPortEmbeddings(model=...) does in a chain's factory
+        return builds(name)
+
+    manager.track("chain")
+    manager.track("model")
+    done = threading.Event()
+    threading.Thread(target=lambda: (manager.load("chain"), done.set()), daemon=True).start()
+    assert done.wait(5), "the nested load deadlocked"
+    assert builds.count == Counter({"chain": 1, "model": 1})
