@@ -210,11 +210,11 @@ class ServerState:
         started = time.monotonic()
         for name in list(self.settings.preload):
             try:
-                await self.registry.residency.alease(name)  # waits for room like any request
+                lease = await self.registry.alease(name)  # waits for room like any request
             except ModelPortError:
                 pass  # the registry logged it and keeps the reason; readiness reports it
             else:
-                self.registry.residency.load(name)  # leased and given back: keep_alive starts
+                lease.release()  # idle now: its keep_alive starts
             finally:
                 self.preloading.discard(name)
         failed = self._preload_failures()

@@ -49,3 +49,22 @@ def test_ready_once_every_preload_is_in() -> None:
 def test_health(base_url: str) -> None:
     body = httpx.get(base_url.removesuffix("/v1") + "/health").json()
     assert body["status"] == "ok" and body["models"] >= 4
+
+
+def test_a_preloaded_model_that_keep_alive_unloads_leaves_the_server_ready() -> None:
+    from modelport.workers.residency import ResidencyPolicy
+
+    registry = ModelRegistry([ModelEntry("echo", "fake"), ModelEntry("held", "fake", pin=True)])
+    app = create_app(registry, preload=["echo", "held"], residency=ResidencyPolicy(keep_alive_s=0.2))
+    with TestClient(app) as client:
+        deadline = time.monotonic() + 30
+        while registry.residency.state("echo").value != "unloaded":  # preloaded, then idle, then gone
+            assert time.monotonic() < deadline, registry.residency.describe("echo")
+            time.sleep(0.05)
+        assert registry.residency.describe("echo")["loads"] == 1
+        assert client.get("/health/ready").status_code == 200
+        assert registry.is_loaded("held")  # pinned: keep_alive does not apply
+        assert client.get("/health").json()["loaded"] == ["held"]
+        body = {"model": "echo", "messages": [{"role": "user", "content": "hi"}]}
+        assert client.post("/v1/chat/completions", json=body).status_code == 200  # loads again
+        assert registry.residency.describe("echo")["loads"] == 2
