@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import TextIO
+from typing import Any, TextIO
 
 import modelport
 from modelport.config import Config, ServerConfig, load_config
@@ -57,23 +57,28 @@ def _load_with_progress(registry: ModelRegistry, name: str, out: TextIO) -> Work
             ticker.join()
 
 
-def _cmd_remote_models(url: str, admin_key: str | None, api_key: str | None) -> int:
+def _fetch_listing(url: str, path: str, key: str | None) -> list[dict[str, object]] | None:
+    """``GET path`` on a running server's root, its ``data`` list; ``None`` after printing why not."""
     import httpx
 
     root = url.rstrip("/").removesuffix("/v1")
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     try:
-        if admin_key:
-            response = httpx.get(f"{root}/admin/models", headers={"Authorization": f"Bearer {admin_key}"}, timeout=30)
-        else:
-            headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-            response = httpx.get(f"{root}/v1/models", headers=headers, timeout=30)
+        response = httpx.get(f"{root}{path}", headers=headers, timeout=30)
     except httpx.HTTPError as error:
         print(f"error: cannot reach {root}: {error}", file=sys.stderr)
-        return 2
+        return None
     if response.status_code != 200:
         print(f"error: {root} answered {response.status_code}: {response.text[:300]}", file=sys.stderr)
+        return None
+    data: list[dict[str, object]] = response.json()["data"]
+    return data
+
+
+def _cmd_remote_models(url: str, admin_key: str | None, api_key: str | None) -> int:
+    data: Any = _fetch_listing(url, "/admin/models" if admin_key else "/v1/models", admin_key or api_key)
+    if data is None:
         return 2
-    data = response.json()["data"]
     if not admin_key:  # names only; replica states need the admin API
         for card in data:
             print(card["id"])
@@ -104,25 +109,17 @@ def _mib(size: int | None) -> str:
 
 
 def _cmd_ps(args: argparse.Namespace) -> int:
-    import httpx
-
     key = args.admin_key or os.environ.get("MODELPORT_ADMIN_KEY")
     if not key:
         print("error: give --admin-key or set MODELPORT_ADMIN_KEY (ps reads the server's /admin API)", file=sys.stderr)
         return 2
-    root = args.url.rstrip("/").removesuffix("/v1")
-    try:
-        response = httpx.get(f"{root}/admin/models", headers={"Authorization": f"Bearer {key}"}, timeout=30)
-    except httpx.HTTPError as error:
-        print(f"error: cannot reach {root}: {error}", file=sys.stderr)
-        return 2
-    if response.status_code != 200:
-        print(f"error: {root} answered {response.status_code}: {response.text[:300]}", file=sys.stderr)
+    data: Any = _fetch_listing(args.url, "/admin/models", key)
+    if data is None:
         return 2
     now = time.time()
     header = f"{'NAME':24} {'LOAD STATE':10} {'PINNED':6} {'ESTIMATED':>10} {'MEASURED':>10} {'LAST USED':10} UNLOADS"
     print(header)
-    for model in response.json()["data"]:
+    for model in data:
         footprint = model.get("footprint") or {}
         unloads = "never" if model.get("unload_at") is None else _ago(model["unload_at"], now, future=True)
         if model.get("load_state") != "loaded":
