@@ -30,7 +30,7 @@ from modelport.workers.residency.policy import DEFAULT_MAX_WAITING, NEVER
 if TYPE_CHECKING:
     from modelport.config import ServerConfig
 
-__all__ = ["ServerSettings", "ServerState", "get_state"]
+__all__ = ["ServerSettings", "ServerState", "get_state", "residency_policy"]
 
 logger = logging.getLogger("modelport.server")
 

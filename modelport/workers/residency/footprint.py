@@ -11,7 +11,14 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["estimate_footprint", "process_rss", "release_memory"]
+__all__ = [
+    "estimate_footprint",
+    "llama_cpp_bytes",
+    "process_rss",
+    "release_memory",
+    "safetensors_parameters",
+    "torch_model_bytes",
+]
 
 logger = logging.getLogger("modelport.residency")
 

@@ -167,7 +167,7 @@ def test_too_many_waiting_requests_get_429() -> None:
     threads = [threading.Thread(target=use, args=(manager, "m")) for _ in range(2)]
     for thread in threads:
         thread.start()
-    time.sleep(0.1)
+    assert wait_for(lambda: manager._models["m"].waiting == 2)
     with pytest.raises(OverloadedError):
         manager.lease("m")
     for thread in threads:
@@ -192,14 +192,14 @@ def test_keep_alive_zero_unloads_once_idle() -> None:
 
 def test_keep_alive_duration_and_never() -> None:
     manager = residency(Builds(), {"short": 0, "never": 0}, keep_alive_s=0.1)
-    use(manager, "short", keep_alive_s=0.5)
+    use(manager, "short", keep_alive_s=1.0)
+    released = time.monotonic()
     use(manager, "never", keep_alive_s=float("inf"))  # -1 on the wire
-    time.sleep(0.25)
-    assert manager.state("short") is LoadState.LOADED
-    assert wait_for(lambda: manager.state("short") is LoadState.UNLOADED, 2)
+    assert manager.describe("short")["keep_alive_s"] == 1.0
+    assert wait_for(lambda: manager.state("short") is LoadState.UNLOADED, 5)
+    assert time.monotonic() - released >= 0.95  # not before its keep_alive ran out
     time.sleep(0.3)
     assert manager.state("never") is LoadState.LOADED
-    assert manager.describe("short")["keep_alive_s"] == 0.5
 
 
 def test_the_policy_default_and_the_entry_keep_alive() -> None:
