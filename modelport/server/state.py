@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import Request
 
 from modelport.config import ResponsesConfig
-from modelport.core.errors import BadRequestError, ConfigError, ModelNotFoundError, ModelPortError
+from modelport.core.errors import ConfigError, ModelNotFoundError, ModelPortError
 from modelport.server.endpoints.responses.sealing import Sealer
 from modelport.server.endpoints.responses.store import MemoryStore, ResponseStore, SqliteStore
 from modelport.server.ops.auth import ApiKey, ApiKeys, digest
@@ -23,7 +23,7 @@ from modelport.server.ops.metrics import ServerMetrics
 from modelport.server.ops.quotas import KeyQuotas
 from modelport.server.ops.tracking import RequestRecord
 from modelport.workers.base import ChatWorker, EmbeddingWorker, EngineMetrics, Worker
-from modelport.workers.model_registry import ModelRegistry
+from modelport.workers.model_registry import ModelRegistry, as_chat, as_embedder
 from modelport.workers.residency import ResidencyPolicy, parse_keep_alive, parse_size
 from modelport.workers.residency.policy import DEFAULT_MAX_WAITING, NEVER
 
@@ -283,17 +283,11 @@ class ServerState:
 
     async def chat_worker(self, name: str, record: RequestRecord, keep_alive_s: float | None = None) -> ChatWorker:
         """The chat worker for ``name``, held until the request ends (see ``worker``)."""
-        worker = await self.worker(name, record, keep_alive_s)
-        if not isinstance(worker, ChatWorker):
-            raise BadRequestError(f"the model {name!r} does not support chat", param="model")
-        return worker
+        return as_chat(await self.worker(name, record, keep_alive_s), name)
 
     async def embedder(self, name: str, record: RequestRecord, keep_alive_s: float | None = None) -> EmbeddingWorker:
         """The embedding worker for ``name``, held until the request ends (see ``worker``)."""
-        worker = await self.worker(name, record, keep_alive_s)
-        if not isinstance(worker, EmbeddingWorker):
-            raise BadRequestError(f"the model {name!r} does not support embeddings", param="model")
-        return worker
+        return as_embedder(await self.worker(name, record, keep_alive_s), name)
 
 
 def residency_policy(config: ServerConfig) -> ResidencyPolicy | None:

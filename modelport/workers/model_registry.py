@@ -23,7 +23,7 @@ from modelport.workers.residency.footprint import estimate_footprint
 if TYPE_CHECKING:
     from modelport.workers.replicas import ReplicaSet
 
-__all__ = ["BUILTIN_MODELS", "ModelEntry", "ModelRegistry", "default_registry"]
+__all__ = ["BUILTIN_MODELS", "ModelEntry", "ModelRegistry", "as_chat", "as_embedder", "default_registry"]
 
 logger = logging.getLogger("modelport.workers")
 
@@ -456,21 +456,29 @@ class ModelRegistry:
 
     def chat(self, name: str) -> ChatWorker:
         """Returns ``name``'s worker, checked to be a chat worker."""
-        worker = self.load(name)
-        if not isinstance(worker, ChatWorker):
-            raise BadRequestError(f"the model {name!r} does not support chat", param="model")
-        return worker
+        return as_chat(self.load(name), name)
 
     def embedder(self, name: str) -> EmbeddingWorker:
         """Returns ``name``'s worker, checked to be an embedding worker."""
-        worker = self.load(name)
-        if not isinstance(worker, EmbeddingWorker):
-            raise BadRequestError(f"the model {name!r} does not support embeddings", param="model")
-        return worker
+        return as_embedder(self.load(name), name)
 
     def close(self) -> None:
         """Closes every loaded worker."""
         self.residency.close()
+
+
+def as_chat(worker: Worker, name: str) -> ChatWorker:
+    """``worker`` as a chat worker, or a 400 naming the model ``name`` that cannot chat."""
+    if not isinstance(worker, ChatWorker):
+        raise BadRequestError(f"the model {name!r} does not support chat", param="model")
+    return worker
+
+
+def as_embedder(worker: Worker, name: str) -> EmbeddingWorker:
+    """``worker`` as an embedding worker, or a 400 naming the model ``name`` that cannot embed."""
+    if not isinstance(worker, EmbeddingWorker):
+        raise BadRequestError(f"the model {name!r} does not support embeddings", param="model")
+    return worker
 
 
 def _takes_registry(factory: Any) -> bool:

@@ -21,7 +21,7 @@ import math
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -317,33 +317,42 @@ class Residency:
                 after a backoff), or the wait ran out (with ``retry_after``, naming the budget).
             RateLimitedError: If too many requests already wait for the model.
         """
-        deadline = self._deadline(timeout_s)
-        resident = self._enter(name)
+        waits = self._waits(name, keep_alive_s, timeout_s)
         try:
             while True:
-                got = self._next(resident, keep_alive_s, deadline)
-                if isinstance(got, Lease):
-                    return got
+                wait = next(waits)
                 with self._lock:
-                    self._changed.wait(got)
+                    self._changed.wait(wait)  # woken early by any change
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
         finally:
-            self._leave(resident)
+            waits.close()  # a request that stops waiting no longer counts as waiting
 
     async def alease(self, name: str, *, keep_alive_s: float | None = None, timeout_s: float | None = None) -> Lease:
         """``lease`` for the event loop: waits without blocking it; loads run on their own thread."""
-        deadline = self._deadline(timeout_s)
+        waits = self._waits(name, keep_alive_s, timeout_s)
+        try:
+            while True:  # noqa: ASYNC110 - polls state that threads change under a threading lock
+                await asyncio.sleep(min(next(waits), _POLL_S))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        finally:
+            waits.close()  # a cancelled request no longer counts as waiting
+
+    def _waits(self, name: str, keep_alive_s: float | None, timeout_s: float | None) -> Generator[float, None, Lease]:
+        """Yields how long to wait while ``name`` is not ready; returns its lease.
+
+        The twins above only wait; this counts the request as waiting (so its model is not
+        idle) and asks the policy each time.
+        """
+        deadline = self._clock() + (self.policy.load_timeout_s if timeout_s is None else timeout_s)
         resident = self._enter(name)
         try:
-            while True:
-                got = self._next(resident, keep_alive_s, deadline)
-                if isinstance(got, Lease):
-                    return got
-                await asyncio.sleep(min(got, _POLL_S))
+            while not isinstance(got := self._next(resident, keep_alive_s, deadline), Lease):
+                yield got
+            return got
         finally:
             self._leave(resident)
-
-    def _deadline(self, timeout_s: float | None) -> float:
-        return self._clock() + (self.policy.load_timeout_s if timeout_s is None else timeout_s)
 
     def _enter(self, name: str) -> _Resident:
         """Counts one more request waiting for ``name`` (such a model is not idle)."""
@@ -649,10 +658,6 @@ class Residency:
             self._changed.notify_all()
         for worker in workers:
             worker.close()
-
-    def names(self) -> Iterable[str]:
-        """The tracked names."""
-        return list(self._models)
 
 
 def _reason(error: BaseException) -> str:

@@ -105,8 +105,3 @@ class ResidencyPolicy:
     def backoff(self, failures: int) -> float:
         """Seconds before the next try after ``failures`` failed loads in a row."""
         return float(min(self.retry_after_failure_s * 2 ** max(failures - 1, 0), self.max_retry_after_s))
-
-    @property
-    def bounded(self) -> bool:
-        """Whether anything limits what stays loaded (a budget, a cap)."""
-        return self.memory_budget is not None or self.max_loaded_models is not None
