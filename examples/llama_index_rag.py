@@ -1,7 +1,9 @@
 """A LlamaIndex VectorStoreIndex query engine over ``examples/data``, fully offline.
 
-``ModelPortEmbedding`` (all-MiniLM-L6-v2) embeds the documents and the question;
-``ModelPortLLM`` (SmolLM2-135M) writes the answer from the best-matching document.
+``ModelPortEmbedding`` (all-MiniLM-L6-v2) embeds the documents and the question, the index
+retrieves three candidates, ``ModelPortRerank`` keeps the best one (any reranking model can be
+named: a cross-encoder entry, an embedder, a local chat model), and ``ModelPortLLM``
+(SmolLM2-135M) writes the answer from it.
 
 Run it: ``python examples/llama_index_rag.py "How tall is the Harbour Lighthouse?"``.
 """
@@ -14,7 +16,7 @@ from typing import Any
 
 from llama_index.core import Document, VectorStoreIndex
 
-from modelport.integrations.llama_index import ModelPortEmbedding, ModelPortLLM
+from modelport.integrations.llama_index import ModelPortEmbedding, ModelPortLLM, ModelPortRerank
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -25,9 +27,15 @@ def load_documents() -> list[Document]:
     ]
 
 
-def build_query_engine(model: str = "smollm2-135m", embeddings: str = "minilm-l6") -> Any:
+def build_query_engine(
+    model: str = "smollm2-135m", embeddings: str = "minilm-l6", reranker: str = "minilm-l6", candidates: int = 3
+) -> Any:
     index = VectorStoreIndex.from_documents(load_documents(), embed_model=ModelPortEmbedding(embeddings))
-    return index.as_query_engine(llm=ModelPortLLM(model, temperature=0, max_tokens=96), similarity_top_k=1)
+    return index.as_query_engine(
+        llm=ModelPortLLM(model, temperature=0, max_tokens=96),
+        similarity_top_k=candidates,
+        node_postprocessors=[ModelPortRerank(reranker, top_n=1)],
+    )
 
 
 def main(question: str = "How tall is the Harbour Lighthouse?") -> Any:

@@ -62,3 +62,11 @@ def llama_server() -> Iterator[str]:
 
     with run_llama_server() as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def tiny_cross_encoder(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """The folder of a tiny random cross-encoder built for the session (``tests.cross_encoders``)."""
+    from tests.cross_encoders import build_tiny
+
+    return str(build_tiny(tmp_path_factory.mktemp("tiny-cross-encoder")))

@@ -47,6 +47,7 @@ from modelport.core.messages import (
     message_to_dict,
 )
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult, ResponseFormat
+from modelport.core.rerank import RerankRequest, RerankResult
 from modelport.core.tools import NamedToolChoice, ToolCall, ToolChoice, ToolSpec, new_tool_call_id, parse_tool_choice
 
 __all__ = [
@@ -78,6 +79,8 @@ __all__ = [
     "OverloadedError",
     "RateLimitedError",
     "ReasoningDelta",
+    "RerankRequest",
+    "RerankResult",
     "ResponseFormat",
     "ShuttingDownError",
     "StreamEvent",

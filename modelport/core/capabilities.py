@@ -20,6 +20,7 @@ class Capabilities:
     Attributes:
         chat: Generates chat completions.
         embeddings: Produces embeddings.
+        rerank: Scores documents against a query (``RerankWorker.score``).
         tools: Accepts tools and returns tool calls.
         tool_call_streaming: Streams tool calls as incremental deltas.
         tool_choice: Honours ``required`` and named tool_choice.
@@ -32,10 +33,13 @@ class Capabilities:
         embedding_dimensions: Vector size of an embedding worker.
         sampling: Which of ``SAMPLING_FIELDS`` the worker honours; others are refused by name.
         raw_prompts: Continues a raw text prompt without the chat template (legacy completions).
+        max_rerank_pairs: Query-document pairs one rerank call may hold, if the worker caps them.
+        max_pair_tokens: Tokens one query-document pair may take, if known.
     """
 
     chat: bool = True
     embeddings: bool = False
+    rerank: bool = False
     tools: bool = False
     tool_call_streaming: bool = False
     tool_choice: bool = False
@@ -48,3 +52,5 @@ class Capabilities:
     embedding_dimensions: int | None = None
     sampling: frozenset[str] = frozenset()
     raw_prompts: bool = False
+    max_rerank_pairs: int | None = None
+    max_pair_tokens: int | None = None

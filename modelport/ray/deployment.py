@@ -17,6 +17,7 @@ from ray import serve
 from modelport.core.errors import ModelPortError
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
+from modelport.core.rerank import RerankRequest, RerankResult
 from modelport.workers.base import Worker
 from modelport.workers.model_registry import ModelEntry, ModelRegistry
 
@@ -98,6 +99,13 @@ class ModelDeployment:
         """Embeds the texts; a typed error is returned, not raised."""
         try:
             return await self._registry.embedder(self._entry.name).aembed(request)
+        except ModelPortError as error:
+            return error
+
+    async def score(self, request: RerankRequest) -> RerankResult | ModelPortError:
+        """Scores the documents against the query; a typed error is returned, not raised."""
+        try:
+            return await self._registry.reranker(self._entry.name).ascore(request)
         except ModelPortError as error:
             return error
 

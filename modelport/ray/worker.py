@@ -16,12 +16,13 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import ModelPortError, ModelUnavailableError, RateLimitedError
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
+from modelport.core.rerank import RerankRequest, RerankResult
 from modelport.workers.base import ChatWorker, EmbeddingWorker
 from modelport.workers.remote.retry import RetryPolicy
 
@@ -142,7 +143,7 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
         resend = _Resend(self)
         while True:
             with resend.attempt():
-                return _result(self._handle.embed.remote(request).result())
+                return _result(self._handle.embed.remote(request).result(), EmbeddingResult)
             time.sleep(resend.wait)
 
     async def aembed(self, request: EmbeddingRequest) -> EmbeddingResult:
@@ -150,7 +151,23 @@ class ServeHandleWorker(ChatWorker, EmbeddingWorker):
         resend = _Resend(self)
         while True:
             with resend.attempt():
-                return _result(await self._handle.embed.remote(request))
+                return _result(await self._handle.embed.remote(request), EmbeddingResult)
+            await asyncio.sleep(resend.wait)
+
+    def score(self, request: RerankRequest) -> RerankResult:
+        """Scores on the deployment (for callers outside an event loop)."""
+        resend = _Resend(self)
+        while True:
+            with resend.attempt():
+                return _result(self._handle.score.remote(request).result(), RerankResult)
+            time.sleep(resend.wait)
+
+    async def ascore(self, request: RerankRequest) -> RerankResult:
+        """Scores on the deployment without blocking the loop."""
+        resend = _Resend(self)
+        while True:
+            with resend.attempt():
+                return _result(await self._handle.score.remote(request), RerankResult)
             await asyncio.sleep(resend.wait)
 
     def __repr__(self) -> str:
@@ -243,7 +260,13 @@ def _unpack(batch: Sequence[StreamEvent] | ModelPortError) -> Sequence[StreamEve
     return batch
 
 
-def _result(result: EmbeddingResult | ModelPortError) -> EmbeddingResult:
+R = TypeVar("R", EmbeddingResult, RerankResult)
+
+
+def _result(result: object, kind: type[R]) -> R:
+    """The deployment's answer as ``kind``; a typed error it returned is raised here."""
     if isinstance(result, ModelPortError):
         raise result
+    if not isinstance(result, kind):
+        raise TypeError(f"the deployment answered {type(result).__name__}, not {kind.__name__}")
     return result

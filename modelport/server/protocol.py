@@ -337,7 +337,8 @@ class ModelCard(WireResponse):
     owned_by: str
     # modelport's own: what the model serves, and whether it is a pretrained base model, not
     # instruction-tuned (the playground does not open on one).
-    task: Literal["chat", "embedding"] = "chat"
+    task: Literal["chat", "embedding", "rerank"] = "chat"
+    roles: list[str] = []  # every role it plays: chat, embedding, rerank
     base_model: bool = False
     aliases: list[str] = []  # other names (exact or globs) the model answers to
 

@@ -14,6 +14,8 @@ from modelport.server.endpoints.completions import CompletionsEndpoint
 from modelport.server.endpoints.embeddings import EmbeddingsEndpoint
 from modelport.server.endpoints.messages.endpoint import MessagesEndpoint
 from modelport.server.endpoints.messages.wire import CountTokensRequest, CreateMessage
+from modelport.server.endpoints.rerank import wire as rerank_wire
+from modelport.server.endpoints.rerank.endpoint import RerankEndpoint, ScoreEndpoint
 from modelport.server.endpoints.responses.endpoint import ResponsesEndpoint
 from modelport.server.endpoints.responses.wire import CreateResponse, InputTokensRequest
 from modelport.server.ops.auth import ApiKey
@@ -38,7 +40,9 @@ __all__ = [
     "response_input_tokens",
     "retrieve_model",
     "retrieve_response",
+    "rerank",
     "router",
+    "score",
 ]
 
 State = Annotated[ServerState, Depends(get_state)]
@@ -143,14 +147,37 @@ async def embeddings(body: wire.EmbeddingRequest, state: State, request: Request
     return await EmbeddingsEndpoint(state, record_of(request))(body)
 
 
+@v1.post("/rerank", responses=_ERRORS, response_model=rerank_wire.RerankResponse)
+async def rerank(body: rerank_wire.RerankRequest, state: State, request: Request) -> Response:
+    """Scores documents against a query and answers with the best, most relevant first (Jina's and Cohere's shape)."""
+    return await RerankEndpoint(state, record_of(request))(body)
+
+
+@v1.post("/score", responses=_ERRORS, response_model=rerank_wire.ScoreResponse)
+async def score(body: rerank_wire.ScoreRequest, state: State, request: Request) -> Response:
+    """Scores text pairs: ``text_1`` against each of ``text_2``, or two lists pair by pair (vLLM's shape)."""
+    return await ScoreEndpoint(state, record_of(request))(body)
+
+
+# Jina's and Cohere's clients, llama.cpp's and vLLM's servers also put rerank at these paths.
+others = APIRouter(dependencies=[Depends(require_key)])
+others.add_api_route("/rerank", rerank, methods=["POST"], responses=_ERRORS, include_in_schema=False)
+others.add_api_route("/v2/rerank", rerank, methods=["POST"], responses=_ERRORS, include_in_schema=False)
+
+
 def _card(state: ServerState, name: str) -> wire.ModelCard:
     entry = state.registry.entry(name)
-    task: Literal["chat", "embedding"] = "chat" if state.registry.declared_capabilities(name).chat else "embedding"
+    caps = state.registry.declared_capabilities(name)
+    roles = [
+        role for role, able in (("chat", caps.chat), ("embedding", caps.embeddings), ("rerank", caps.rerank)) if able
+    ]
+    task: Literal["chat", "embedding", "rerank"] = "chat" if caps.chat else "embedding" if caps.embeddings else "rerank"
     return wire.ModelCard(
         id=entry.name,
         created=state.started,
         owned_by="modelport",
         task=task,
+        roles=roles,
         base_model=entry.base_model,
         aliases=list(entry.aliases),
     )
@@ -204,3 +231,4 @@ async def metrics(state: State, authorization: Annotated[str | None, Header()] =
 
 
 router.include_router(v1)
+router.include_router(others)

@@ -22,8 +22,8 @@ from modelport.server.ops.logs import AccessLog
 from modelport.server.ops.metrics import ServerMetrics
 from modelport.server.ops.quotas import KeyQuotas
 from modelport.server.ops.tracking import RequestRecord
-from modelport.workers.base import ChatWorker, EmbeddingWorker, EngineMetrics, Worker
-from modelport.workers.model_registry import ModelRegistry, as_chat, as_embedder
+from modelport.workers.base import ChatWorker, EmbeddingWorker, EngineMetrics, RerankWorker, Worker
+from modelport.workers.model_registry import ModelRegistry, as_chat, as_embedder, as_reranker
 from modelport.workers.residency import ResidencyPolicy, parse_keep_alive, parse_size
 from modelport.workers.residency.policy import DEFAULT_MAX_WAITING, NEVER
 
@@ -288,6 +288,10 @@ class ServerState:
     async def embedder(self, name: str, record: RequestRecord, keep_alive_s: float | None = None) -> EmbeddingWorker:
         """The embedding worker for ``name``, held until the request ends (see ``worker``)."""
         return as_embedder(await self.worker(name, record, keep_alive_s), name)
+
+    async def reranker(self, name: str, record: RequestRecord, keep_alive_s: float | None = None) -> RerankWorker:
+        """The worker that reranks for ``name``, held until the request ends (see ``worker``)."""
+        return as_reranker(await self.worker(name, record, keep_alive_s), name)
 
 
 def residency_policy(config: ServerConfig) -> ResidencyPolicy | None:

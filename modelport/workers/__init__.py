@@ -4,7 +4,7 @@ The local pipeline (``local/``), its engines (``engines/``), the kinds (``kinds/
 clients (``remote/``) and replica sets (``replicas/``). May import ``core``; never a surface.
 """
 
-from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
+from modelport.workers.base import ChatWorker, EmbeddingWorker, RerankWorker, Worker
 from modelport.workers.kind_registry import ENTRY_POINT_GROUP, KindRegistry, register_worker, worker_kinds
 from modelport.workers.local.worker import LocalChatWorker
 from modelport.workers.model_registry import BUILTIN_MODELS, ModelEntry, ModelRegistry, default_registry
@@ -18,6 +18,7 @@ __all__ = [
     "LocalChatWorker",
     "ModelEntry",
     "ModelRegistry",
+    "RerankWorker",
     "Worker",
     "worker_kinds",
     "default_registry",

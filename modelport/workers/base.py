@@ -1,8 +1,9 @@
-"""The worker protocol: what every chat and embedding backend implements."""
+"""The worker protocol: what every chat, embedding and rerank backend implements."""
 
 from __future__ import annotations
 
 import asyncio
+import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -13,9 +14,10 @@ from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
+from modelport.core.rerank import RerankRequest, RerankResult
 from modelport.core.tools import NamedToolChoice
 
-__all__ = ["ChatWorker", "EmbeddingWorker", "EngineMetrics", "Worker"]
+__all__ = ["ChatWorker", "EmbeddingWorker", "EngineMetrics", "RerankWorker", "Worker", "cosine_scores"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,10 +152,48 @@ class ChatWorker(Worker, ABC):
                     raise BadRequestError("this model does not accept images", param=f"messages[{i}].content")
 
 
-class EmbeddingWorker(Worker, ABC):
-    """A backend that turns texts into vectors."""
+class RerankWorker(Worker, ABC):
+    """A backend that scores documents against a query (the rerank role).
 
-    capabilities = Capabilities(chat=False, embeddings=True)
+    A worker plays the role when it subclasses this and its ``capabilities.rerank`` is set:
+    cross-encoders, every embedder (by cosine similarity), local chat models (by the
+    probability of "yes" after a judging prompt), remote rerank APIs.
+    """
+
+    @abstractmethod
+    def score(self, request: RerankRequest) -> RerankResult:
+        """One score per document of ``request``, in its order.
+
+        Raises:
+            BadRequestError: If a pair is longer than the model takes (naming ``documents[i]``).
+        """
+
+    async def ascore(self, request: RerankRequest) -> RerankResult:
+        """Scores without blocking the event loop. The default runs ``score`` in a thread."""
+        return await asyncio.to_thread(self.score, request)
+
+
+def cosine_scores(query: list[float], documents: list[list[float]]) -> list[float]:
+    """The cosine similarity of each document vector to the query vector."""
+
+    def norm(v: list[float]) -> float:
+        return math.sqrt(math.fsum(x * x for x in v)) or 1e-12
+
+    q = norm(query)
+    # Clamped: rounding puts a text's similarity to itself a hair above 1.
+    return [
+        min(max(math.fsum(a * b for a, b in zip(query, d, strict=True)) / (q * norm(d)), -1.0), 1.0) for d in documents
+    ]
+
+
+class EmbeddingWorker(RerankWorker, ABC):
+    """A backend that turns texts into vectors; it reranks by cosine similarity as well.
+
+    Scoring embeds the query (as a query) and the documents (as documents) in one call each,
+    as vLLM's ``/score`` does for embedding models.
+    """
+
+    capabilities = Capabilities(chat=False, embeddings=True, rerank=True)
 
     @abstractmethod
     def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
@@ -162,3 +202,21 @@ class EmbeddingWorker(Worker, ABC):
     async def aembed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embeds without blocking the event loop. The default runs ``embed`` in a thread."""
         return await asyncio.to_thread(self.embed, request)
+
+    def score(self, request: RerankRequest) -> RerankResult:
+        """The cosine similarity of each document's embedding to the query's."""
+        query = self.embed(EmbeddingRequest([request.query], input_type="query"))
+        documents = self.embed(EmbeddingRequest(request.documents, input_type="document"))
+        return RerankResult(
+            cosine_scores(query.vectors[0], documents.vectors), query.prompt_tokens + documents.prompt_tokens
+        )
+
+    async def ascore(self, request: RerankRequest) -> RerankResult:
+        """Scores natively async, through ``aembed`` (both embeddings at once)."""
+        query, documents = await asyncio.gather(
+            self.aembed(EmbeddingRequest([request.query], input_type="query")),
+            self.aembed(EmbeddingRequest(request.documents, input_type="document")),
+        )
+        return RerankResult(
+            cosine_scores(query.vectors[0], documents.vectors), query.prompt_tokens + documents.prompt_tokens
+        )

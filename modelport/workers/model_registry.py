@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError, ModelNotFoundError, ModelUnavailableError
 from modelport.workers.aliases import AliasMatch, AliasTable
-from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
+from modelport.workers.base import ChatWorker, EmbeddingWorker, RerankWorker, Worker
 from modelport.workers.kind_registry import KindRegistry, worker_kinds
 from modelport.workers.local.fallback_templates import GEMMA
 from modelport.workers.residency import Lease, Residency, ResidencyPolicy, parse_keep_alive
@@ -23,7 +23,15 @@ from modelport.workers.residency.footprint import estimate_footprint
 if TYPE_CHECKING:
     from modelport.workers.replicas import ReplicaSet
 
-__all__ = ["BUILTIN_MODELS", "ModelEntry", "ModelRegistry", "as_chat", "as_embedder", "default_registry"]
+__all__ = [
+    "BUILTIN_MODELS",
+    "ModelEntry",
+    "ModelRegistry",
+    "as_chat",
+    "as_embedder",
+    "as_reranker",
+    "default_registry",
+]
 
 logger = logging.getLogger("modelport.workers")
 
@@ -462,6 +470,10 @@ class ModelRegistry:
         """Returns ``name``'s worker, checked to be an embedding worker."""
         return as_embedder(self.load(name), name)
 
+    def reranker(self, name: str) -> RerankWorker:
+        """Returns ``name``'s worker, checked to rerank (a cross-encoder, an embedder, a local chat model)."""
+        return as_reranker(self.load(name), name)
+
     def close(self) -> None:
         """Closes every loaded worker."""
         self.residency.close()
@@ -478,6 +490,13 @@ def as_embedder(worker: Worker, name: str) -> EmbeddingWorker:
     """``worker`` as an embedding worker, or a 400 naming the model ``name`` that cannot embed."""
     if not isinstance(worker, EmbeddingWorker):
         raise BadRequestError(f"the model {name!r} does not support embeddings", param="model")
+    return worker
+
+
+def as_reranker(worker: Worker, name: str) -> RerankWorker:
+    """``worker`` as a reranker, or a 400 naming the model ``name`` that cannot rerank."""
+    if not isinstance(worker, RerankWorker) or not worker.capabilities.rerank:
+        raise BadRequestError(f"the model {name!r} cannot rerank", param="model")
     return worker
 
 

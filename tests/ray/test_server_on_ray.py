@@ -250,3 +250,22 @@ def test_stored_responses_are_shared_by_every_ingress_replica(cluster: Cluster) 
     actor = ray.get_actor("modelport-responses-shared", namespace="modelport")
     assert ray.get(actor.get.remote(previous, "key-1")) is not None  # the first flat key's name
     assert ray.get(actor.get.remote(previous, "key-2")) is None
+
+
+def test_rerank_and_score_run_on_the_deployments(base_url: str) -> None:
+    documents = ["Berlin is the capital of Germany.", "Paris is the capital of France.", "Bread rises."]
+    query = "Which city is the capital of France?"
+    for model in ("minilm-l6", "smollm2-135m"):
+        response = httpx.post(
+            f"{base_url}/rerank", json={"model": model, "query": query, "documents": documents}, timeout=120
+        )
+        assert response.status_code == 200, response.text
+        scores = [r["relevance_score"] for r in response.json()["results"]]
+        assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    score = httpx.post(
+        f"{base_url}/score", json={"model": "minilm-l6", "text_1": query, "text_2": documents}, timeout=120
+    ).json()
+    assert [d["index"] for d in score["data"]] == [0, 1, 2]
+    assert max(score["data"], key=lambda d: d["score"])["index"] == 1
+    refused = httpx.post(f"{base_url}/rerank", json={"model": "minilm-l6", "query": query, "documents": []})
+    assert refused.status_code == 400 and refused.json()["error"]["param"] == "documents"

@@ -179,6 +179,20 @@ def test_the_playground_end_to_end(server: ServeProcess, browser: Any, tmp_path:
     wait(driver, lambda d: by_id(d, "heatmap").get_attribute("data-cells") == "16")
     shot("embeddings")
 
+    # 7b. Rerank: the same texts against a query, as bars, best first.
+    assert "minilm-l6" in [o.get_attribute("value") for o in Select(by_id(driver, "rerank-model")).options]
+    Select(by_id(driver, "rerank-model")).select_by_value("minilm-l6")
+    query = by_id(driver, "rerank-query")
+    query.clear()
+    query.send_keys("falling share prices")
+    by_id(driver, "rerank").click()
+    wait(driver, lambda d: len(d.find_elements("css selector", "[data-testid=rerank-result]")) == 4)
+    ranked = driver.find_elements("css selector", "[data-testid=rerank-result]")
+    assert {r.get_attribute("data-index") for r in ranked[:2]} == {"2", "3"}, [r.text for r in ranked]
+    widths = [r.find_element("css selector", ".bar").size["width"] for r in ranked]
+    assert widths == sorted(widths, reverse=True) and widths[0] > widths[-1]
+    shot("rerank")
+
     # 8. A wrong key: the server's message is shown.
     key = by_id(driver, "api-key")
     key.clear()

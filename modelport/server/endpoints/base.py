@@ -29,7 +29,7 @@ from modelport.server.ops.limits import Slot
 from modelport.server.ops.tracking import RequestRecord, aclose, tracked_events
 from modelport.server.protocol import WireResponse
 from modelport.server.state import ServerState
-from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
+from modelport.workers.base import ChatWorker, EmbeddingWorker, RerankWorker, Worker
 from modelport.workers.residency import parse_keep_alive
 
 __all__ = ["SSE_HEADERS", "Chunks", "Disconnected", "Endpoint", "Generation", "ModelRequest"]
@@ -187,6 +187,10 @@ class Endpoint:
     async def embedder(self, model: str) -> EmbeddingWorker:
         """The embedding worker serving ``model``, loaded if need be and held until the request ends."""
         return await self.state.embedder(model, self.record, self.keep_alive_s)
+
+    async def reranker(self, model: str) -> RerankWorker:
+        """The worker that reranks for ``model``, loaded if need be and held until the request ends."""
+        return await self.state.reranker(model, self.record, self.keep_alive_s)
 
     async def slot(self, worker: Worker) -> Slot:
         """Waits for one of the model's slots (admission), noting the time spent queued."""

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any, Literal
 
-from modelport.server.ops.tracking import GENERATING, REQUEST_ID, RequestRecord
+from modelport.server.ops.tracking import GENERATING, REQUEST_ID, SCORING, RequestRecord
 
 __all__ = ["ACCESS_LOGGER", "AccessLog", "JsonFormatter", "RequestIdFilter", "configure_logging"]
 
@@ -68,6 +68,7 @@ class AccessLog:
             "ttft_ms": _ms(record.ttft_s) if record.endpoint in GENERATING else None,
             "total_ms": _ms(record.total_s),
             "finish_reason": record.finish_reason,
+            "pairs": record.inputs if record.endpoint in SCORING else None,
         }
         if record.error:
             fields["error"] = record.error

@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from modelport.server.ops.tracking import GENERATING, RequestRecord
+from modelport.server.ops.tracking import GENERATING, SCORING, RequestRecord, is_api_path
 from modelport.workers.base import EngineMetrics
 
 __all__ = ["CONTENT_TYPE", "ServerMetrics"]
@@ -189,6 +189,17 @@ class ServerMetrics:
             buckets=TTFT_BUCKETS,
             registry=r,
         )
+        self.rerank_requests = Counter(
+            "modelport_rerank_requests", "Rerank and score requests served.", REQUEST, registry=r
+        )
+        self.rerank_pairs = Counter("modelport_rerank_pairs", "Query-document pairs scored.", REQUEST, registry=r)
+        self.rerank_latency = Histogram(
+            "modelport_rerank_latency_seconds",
+            "Time from arrival to the answer of a rerank or score request.",
+            REQUEST,
+            buckets=TTFT_BUCKETS,
+            registry=r,
+        )
         self.load_seconds = Histogram(
             "modelport_model_load_seconds", "Time one model load took.", MODEL, buckets=LOAD_BUCKETS, registry=r
         )
@@ -202,7 +213,7 @@ class ServerMetrics:
 
     def observe(self, record: RequestRecord) -> None:
         """Counts one finished request (only API requests that name a model or fail)."""
-        if not record.path.startswith("/v1/") or record.method == "GET":
+        if not is_api_path(record.path) or record.method == "GET":
             return
         # A name no model answers to is labelled "": clients could send endless new ones.
         model = (record.model if record.model_known else "", record.alias or "")
@@ -214,6 +225,12 @@ class ServerMetrics:
             self.embedding_inputs.labels(*model).inc(record.inputs)
             if record.total_s is not None:
                 self.embedding_latency.labels(*model).observe(record.total_s)
+            return
+        if record.endpoint in SCORING:
+            self.rerank_requests.labels(*model).inc()
+            self.rerank_pairs.labels(*model).inc(record.inputs)
+            if record.total_s is not None:
+                self.rerank_latency.labels(*model).observe(record.total_s)
             return
         if record.endpoint not in GENERATING:
             return

@@ -26,19 +26,37 @@ from modelport.server.errors import error_response
 from modelport.server.ops.auth import ApiKey
 from modelport.server.ops.lifecycle import Lifecycle
 
-__all__ = ["GENERATING", "REQUEST_ID", "RequestRecord", "RequestTracking", "aclose", "record_of", "tracked_events"]
+__all__ = [
+    "GENERATING",
+    "REQUEST_ID",
+    "SCORING",
+    "is_api_path",
+    "RequestRecord",
+    "RequestTracking",
+    "aclose",
+    "record_of",
+    "tracked_events",
+]
 
 REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("modelport_request_id", default="-")
 """The id of the request being served, for log lines (see ``modelport.server.ops.logs``)."""
 
 # A client's id is echoed and logged, so only short, plain ones are kept.
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-# Requests that do model work: counted for draining, refused while draining.
-_API_PREFIX = "/v1/"
+# Requests that do model work: counted for draining, refused while draining. Rerank also
+# answers at the paths other servers use for it (Jina's and Cohere's clients).
+_API_PREFIXES = ("/v1/", "/v2/rerank", "/rerank", "/score")
+
+
+def is_api_path(path: str) -> bool:
+    """Whether ``path`` is model work (drained, metered), not health, metrics or the playground."""
+    return path.startswith(_API_PREFIXES)
 
 
 # The endpoints whose requests generate (and so have tokens, a TTFT and a finish reason).
 GENERATING = frozenset({"chat", "completions", "responses", "messages"})
+# The endpoints that score query-document pairs (``inputs`` counts the pairs).
+SCORING = frozenset({"rerank", "score"})
 
 
 @dataclass
@@ -47,7 +65,7 @@ class RequestRecord:
 
     Attributes:
         id: The request id (also the suffix of the completion id).
-        endpoint: ``chat``, ``completions`` or ``embeddings`` for model work, else ``""``.
+        endpoint: ``chat``, ``completions``, ``embeddings``, ``rerank``... for model work, else ``""``.
         status: The HTTP status; a stream cut after it began carries the cut's status
             (499 when the client left, the error's own status otherwise).
         started: ``time.perf_counter()`` at arrival.
@@ -56,6 +74,7 @@ class RequestRecord:
         token_gaps: Seconds between successive deltas after the first.
         deltas: Text and tool-call deltas seen: a cut stream's completion tokens, since a cut
             answer never gets the worker's usage.
+        inputs: Texts an embedding request held, or pairs a rerank or score request scored.
         usage_known: Whether the worker reported the usage (its last ``Finish`` did).
         input_tokens: The prompt's tokens where the endpoint counted them (``None`` if not).
         reserved_tokens: Tokens held against the key's tokens per minute while it runs.
@@ -201,7 +220,7 @@ class RequestTracking:
                 finished = True
             await send(message)
 
-        api = path.startswith(_API_PREFIX)
+        api = is_api_path(path)
         try:
             if api and self.lifecycle.draining:
                 response = error_response(ShuttingDownError())

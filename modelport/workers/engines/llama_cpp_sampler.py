@@ -46,6 +46,8 @@ class SamplingSpec:
         logprobs: ``None`` for none; else record each token's log probability and this many
             alternatives.
         logprob_tokens: Record them for the first this many tokens only (``None``: all).
+        probe: Token ids whose log probabilities the first token's record lists as its
+            alternatives, in this order, instead of the most likely ones.
     """
 
     temperature: float | None = None
@@ -60,6 +62,7 @@ class SamplingSpec:
     grammar: Any = None
     logprobs: int | None = None
     logprob_tokens: int | None = None
+    probe: tuple[int, ...] = ()
 
 
 class LlamaCppSampler:
@@ -204,7 +207,9 @@ class LlamaCppSampler:
         log_total = peak + float(np.log(np.exp(logits - peak).sum()))
         best: list[tuple[str, float]] = []
         top = self._spec.logprobs or 0
-        if top:
+        if self._spec.probe and self._sampled == 0:
+            best = [(self._piece(i), float(logits[i]) - log_total) for i in self._spec.probe]
+        elif top:
             ids = np.argpartition(-logits, top)[:top]
             ids = ids[np.argsort(-logits[ids])]
             best = [(self._piece(int(i)), float(logits[i]) - log_total) for i in ids]

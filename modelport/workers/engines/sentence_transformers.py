@@ -10,14 +10,12 @@ prompt.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from modelport.core.request import EmbeddingRequest
-from modelport.workers.engines.handoff import gather
+from modelport.workers.engines.micro_batch import MicroBatcher
 
 __all__ = [
     "SentenceTransformersEngine",
@@ -39,7 +37,7 @@ class SentenceTransformersJob:
         self.future: Future[tuple[Any, int]] = Future()
 
 
-class SentenceTransformersEngine:
+class SentenceTransformersEngine(MicroBatcher[SentenceTransformersJob]):
     """Merges concurrent embedding requests into shared ``encode`` calls.
 
     Args:
@@ -50,43 +48,21 @@ class SentenceTransformersEngine:
 
     def __init__(self, encode: Encoder, *, max_batch_texts: int, batch_wait_s: float) -> None:
         self._encode = encode
-        self.max_batch_texts = max_batch_texts
-        self.batch_wait_s = batch_wait_s
-        self._inbox: queue.Queue[SentenceTransformersJob | None] = queue.Queue()
-        self.flushes: list[int] = []
-        self._thread = threading.Thread(target=self._run, name="modelport-embed", daemon=True)
-        self._thread.start()
+        super().__init__(max_batch=max_batch_texts, batch_wait_s=batch_wait_s, name="modelport-embed")
+
+    @property
+    def max_batch_texts(self) -> int:
+        """Texts in one flush at most."""
+        return self.max_batch
 
     def submit(self, request: EmbeddingRequest, prompt: str | None) -> Future[tuple[Any, int]]:
         """Queues a request; the future holds its raw vectors and its token count."""
         pending = SentenceTransformersJob(request, prompt)
-        self._inbox.put(pending)
+        self._put(pending)
         return pending.future
 
-    def close(self) -> None:
-        """Stops the owner thread once the queued requests are done."""
-        self._inbox.put(None)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        carry: SentenceTransformersJob | None = None
-        while True:
-            first = carry or self._inbox.get()
-            carry = None
-            if first is None:
-                return
-            batch, carry, stop = gather(
-                self._inbox,
-                first,
-                size=lambda p: len(p.request.texts),
-                limit=self.max_batch_texts,
-                wait_s=self.batch_wait_s,
-            )
-            self._flush(batch)
-            if stop:
-                if carry is not None:
-                    self._flush([carry])
-                return
+    def _size(self, job: SentenceTransformersJob) -> int:
+        return len(job.request.texts)
 
     def _flush(self, batch: Sequence[SentenceTransformersJob]) -> None:
         live = [p for p in batch if p.future.set_running_or_notify_cancel()]

@@ -52,6 +52,7 @@ class TransformersJob(Handoff[int]):
         self.closer = closer
         self.generated: list[int] = []
         self.scores: list[float] = []  # log probability of each pick, when params.score
+        self.probed: list[float] = []  # params.probe's log probabilities at the first pick
         self.siblings: list[TransformersJob] = []  # the rows submitted together with this one
         self.parked = False  # set aside by the batcher, waiting for its siblings
 

@@ -25,6 +25,7 @@ class SampledRow(Protocol):
     closer: BudgetCloser | None
     generated: list[int]
     scores: list[float]
+    probed: list[float]
 
 
 class TransformersSampler:
@@ -86,6 +87,8 @@ class TransformersSampler:
         if len(self.row.scores) < p.score:
             # Under the model's own distribution, as llama.cpp's engine scores it.
             self.row.scores.append(float(torch.log_softmax(logits.float(), dim=-1)[token]))
+        if p.probe and not history and not self.row.probed:
+            self.row.probed.extend(torch.log_softmax(logits.float(), dim=-1)[list(p.probe)].tolist())
         return token
 
     def _draw(self, scores: Any) -> int:

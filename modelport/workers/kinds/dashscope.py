@@ -12,16 +12,20 @@ import httpx
 from modelport.core.errors import BadRequestError, ContentFilteredError, UpstreamUnavailableError
 from modelport.core.events import Finish, StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest
+from modelport.core.rerank import RerankRequest
 from modelport.workers.remote.base import REMOTE_CAPABILITIES, RemoteWorker, capabilities_from
 from modelport.workers.remote.dashscope_format import (
     EMBEDDING_PATH,
     GENERATION_PATH,
     REGIONS,
+    RERANK_PATH,
     DashScopeDecoder,
     chat_body,
     decode_embeddings,
+    decode_text_rerank,
     embedding_body,
     map_dashscope_error,
+    text_rerank_body,
     to_openai_chunk,
 )
 from modelport.workers.remote.http import HttpClient
@@ -57,6 +61,8 @@ class DashScopeWorker(RemoteWorker):
         max_retries: Retries on throttling, 5xx, timeouts and connection errors.
         retry_timeout: No retry starts after this many seconds.
         embedding_batch_size: Texts per embeddings request; by default DashScope's limit for the model.
+        rerank: A text-rerank model (``gte-rerank-v2``): score documents through DashScope's
+            native text-rerank API rather than by the cosine of embeddings.
         capabilities: Overrides of what the model can do.
         transport: A custom httpx transport (proxies, tests).
         async_transport: The same for the async client.
@@ -79,6 +85,7 @@ class DashScopeWorker(RemoteWorker):
         max_retries: int = 2,
         retry_timeout: float = 60.0,
         embedding_batch_size: int | None = None,
+        rerank: bool = False,
         capabilities: Mapping[str, Any] | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
@@ -93,6 +100,9 @@ class DashScopeWorker(RemoteWorker):
         self.streaming = streaming
         self.embedding_batch_size = embedding_batch_size or _EMBEDDING_BATCH.get(model, 10)
         self.capabilities = capabilities_from(_CAPABILITIES, capabilities)
+        if not isinstance(rerank, bool):
+            raise BadRequestError(f"must be true or false, got {rerank!r}", param="rerank")
+        self.rerank_path = RERANK_PATH if rerank else None
         self.client = HttpClient(
             base_url=url,
             secret=Secret.resolve(api_key, api_key_env, required=True, what=f"the DashScope model {model!r}"),
@@ -170,6 +180,12 @@ class DashScopeWorker(RemoteWorker):
     # DashScope's native API documents no model listing to probe: passive checks only.
     health_path = None
     embeddings_path = EMBEDDING_PATH
+
+    def _rerank_body(self, request: RerankRequest) -> dict[str, Any]:
+        return text_rerank_body(request, model=self.model)
+
+    def _rerank_answer(self, data: Any, expected: int) -> tuple[list[float], int]:
+        return decode_text_rerank(data, expected)
 
     def _embedding_body(self, texts: list[str], request: EmbeddingRequest) -> dict[str, Any]:
         return embedding_body(texts, model=self.model, dimensions=request.dimensions, input_type=request.input_type)

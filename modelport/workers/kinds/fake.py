@@ -227,7 +227,7 @@ class FakeEmbeddingWorker(EmbeddingWorker):
 
     def __init__(self, dimensions: int = 16) -> None:
         self.dimensions = dimensions
-        self.capabilities = Capabilities(chat=False, embeddings=True, embedding_dimensions=dimensions)
+        self.capabilities = Capabilities(chat=False, embeddings=True, rerank=True, embedding_dimensions=dimensions)
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Hashes each text into a vector."""

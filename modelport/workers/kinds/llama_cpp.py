@@ -56,6 +56,8 @@ class LlamaCppWorker(LocalChatWorker):
             after the prompt, ending with ``length``; ``"error"`` refuses it with a 400.
         tool_call_threshold: In ``auto`` tool mode, how sure the model must be that a call beats
             a plain answer (see ``modelport.workers.local.tool_choice``); requests may override it.
+        rerank_prompt: The judging prompt the model reranks with, holding ``{query}`` and
+            ``{document}`` (see ``modelport.workers.local.judge``).
         verbose: Let llama-cpp-python print its load report to stderr, and log llama.cpp's own
             lines at INFO (else DEBUG) on the ``modelport.llama_cpp`` logger.
         **llama_kwargs: Passed to ``llama_cpp.Llama`` (context settings such as ``type_k`` carry
@@ -64,6 +66,8 @@ class LlamaCppWorker(LocalChatWorker):
 
     records_logprobs = True
     sampling_fields = SAMPLING_FIELDS
+    records_probes = True
+    capabilities = replace(LocalChatWorker.capabilities, rerank=True)
     forks_prompt = True
 
     # Keywords this worker sets itself, so they cannot come through ``**llama_kwargs``.
@@ -115,6 +119,7 @@ class LlamaCppWorker(LocalChatWorker):
         tool_parser: str | None = None,
         context_overflow: Literal["clamp", "error"] = "clamp",
         tool_call_threshold: float = DEFAULT_THRESHOLD,
+        rerank_prompt: str | None = None,
         verbose: bool = False,
         **llama_kwargs: Any,
     ) -> None:
@@ -123,6 +128,7 @@ class LlamaCppWorker(LocalChatWorker):
             tool_parser=tool_parser,
             context_overflow=context_overflow,
             tool_call_threshold=tool_call_threshold,
+            rerank_prompt=rerank_prompt,
         )
         from llama_cpp import Llama
 
@@ -225,9 +231,10 @@ class LlamaCppWorker(LocalChatWorker):
             repetition_penalty=params.repetition_penalty,
             logit_bias=dict(params.logit_bias or {}),
             grammar=None if params.constraint is None else self._grammar(params.constraint),
-            logprobs=params.logprobs if params.logprobs is not None else (0 if params.score else None),
+            logprobs=params.logprobs if params.logprobs is not None else (0 if params.score or params.probe else None),
             # Scores alone stop where the decision stops reading them (logprobs run to the end).
-            logprob_tokens=params.score if params.logprobs is None and params.score else None,
+            logprob_tokens=(params.score or 1) if params.logprobs is None and (params.score or params.probe) else None,
+            probe=params.probe,
         )
         closer = BudgetCloser.for_constraint(
             params.constraint, self._tokenize_plain, self._detokenize, int(self.llm.token_eos())
@@ -237,6 +244,8 @@ class LlamaCppWorker(LocalChatWorker):
         try:
             for token, logprob in job.results(halt):
                 if logprob is not None:
+                    if params.probe and not stats.probed:
+                        stats.probed = [lp for _, lp in logprob.top]
                     if len(stats.scores) < params.score:
                         stats.scores.append(logprob.logprob)
                     if params.logprobs is not None:

@@ -12,6 +12,7 @@ import httpx
 from modelport.core.errors import BadRequestError
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest
+from modelport.core.rerank import RerankRequest
 from modelport.workers.remote.base import REMOTE_CAPABILITIES, RemoteWorker, capabilities_from
 from modelport.workers.remote.http import HttpClient
 from modelport.workers.remote.openai_format import (
@@ -21,6 +22,7 @@ from modelport.workers.remote.openai_format import (
     map_openai_error,
     response_events,
 )
+from modelport.workers.remote.rerank_format import decode_rerank, rerank_body
 from modelport.workers.remote.retry import RetryPolicy
 from modelport.workers.remote.secret import Secret
 
@@ -48,6 +50,10 @@ class OpenAIWorker(RemoteWorker):
         max_tokens_field: ``max_tokens``, or ``max_completion_tokens`` for OpenAI's reasoning models.
         embedding_encoding: ``base64`` (compact; the default) or ``float``.
         embedding_batch_size: Inputs per ``/embeddings`` request.
+        rerank: Score documents through the server's rerank endpoint (vLLM, llama.cpp, Jina,
+            Cohere and modelport share its shape); otherwise by the cosine of embeddings.
+        rerank_path: That endpoint, relative to ``base_url`` (``rerank``; Cohere's v2 API
+            takes ``v2/rerank`` under its root).
         capabilities: Overrides of what the remote model can do (all on by default).
         transport: A custom httpx transport (proxies, tests).
         async_transport: The same for the async client.
@@ -71,6 +77,8 @@ class OpenAIWorker(RemoteWorker):
         max_tokens_field: str = "max_tokens",
         embedding_encoding: str = "base64",
         embedding_batch_size: int = 256,
+        rerank: bool = False,
+        rerank_path: str = "rerank",
         capabilities: Mapping[str, Any] | None = None,
         transport: httpx.BaseTransport | None = None,
         async_transport: httpx.AsyncBaseTransport | None = None,
@@ -89,6 +97,9 @@ class OpenAIWorker(RemoteWorker):
         self.max_tokens_field = max_tokens_field
         self.embedding_encoding = embedding_encoding
         self.embedding_batch_size = embedding_batch_size
+        if not isinstance(rerank, bool):
+            raise BadRequestError(f"must be true or false, got {rerank!r}", param="rerank")
+        self.rerank_path = rerank_path.lstrip("/") if rerank else None
         self.capabilities = capabilities_from(REMOTE_CAPABILITIES, capabilities)
         self.client = HttpClient(
             base_url=url,
@@ -126,6 +137,14 @@ class OpenAIWorker(RemoteWorker):
         async with aclosing(self._aevents("chat/completions", self._body(request), decoder, response_events)) as events:
             async for event in events:
                 yield event
+
+    # -- rerank -------------------------------------------------------------------------------
+
+    def _rerank_body(self, request: RerankRequest) -> dict[str, Any]:
+        return rerank_body(request, model=self.model)
+
+    def _rerank_answer(self, data: Any, expected: int) -> tuple[list[float], int]:
+        return decode_rerank(data, expected)
 
     # -- embeddings ---------------------------------------------------------------------------
 

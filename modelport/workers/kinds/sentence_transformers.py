@@ -87,6 +87,7 @@ class SentenceTransformersWorker(EmbeddingWorker):
         self.capabilities = Capabilities(
             chat=False,
             embeddings=True,
+            rerank=True,
             max_context=int(getattr(self.model, "max_seq_length", 0) or 0) or None,
             embedding_dimensions=self.dimensions,
         )

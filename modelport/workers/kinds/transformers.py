@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from typing import Any, Literal
 
 from modelport.core.capabilities import SAMPLING_FIELDS
@@ -60,9 +61,13 @@ class TransformersWorker(LocalChatWorker):
             after the prompt, ending with ``length``; ``"error"`` refuses it with a 400.
         tool_call_threshold: In ``auto`` tool mode, how sure the model must be that a call beats
             a plain answer (see ``modelport.workers.local.tool_choice``); requests may override it.
+        rerank_prompt: The judging prompt the model reranks with, holding ``{query}`` and
+            ``{document}`` (see ``modelport.workers.local.judge``).
     """
 
     sampling_fields = SAMPLING_FIELDS
+    records_probes = True
+    capabilities = replace(LocalChatWorker.capabilities, rerank=True)
 
     @classmethod
     def check_params(cls, params: Mapping[str, Any]) -> None:
@@ -104,12 +109,14 @@ class TransformersWorker(LocalChatWorker):
         batch_wait_s: float = 0.02,
         context_overflow: Literal["clamp", "error"] = "clamp",
         tool_call_threshold: float = DEFAULT_THRESHOLD,
+        rerank_prompt: str | None = None,
     ) -> None:
         super().__init__(
             n_parallel=n_parallel,
             tool_parser=tool_parser,
             context_overflow=context_overflow,
             tool_call_threshold=tool_call_threshold,
+            rerank_prompt=rerank_prompt,
         )
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -228,6 +235,7 @@ class TransformersWorker(LocalChatWorker):
 
     def _read(self, row: TransformersJob, halt: threading.Event, stats: GenerationStats) -> Iterator[str]:
         stats.scores = row.scores  # filled by the batching thread as it picks
+        stats.probed = row.probed
         decoder = TokenDecoder(self._detokenize)
         try:
             for token in row.results(halt):

@@ -38,6 +38,9 @@ class GenerationParams:
             most likely alternatives (engines that can, see ``Capabilities.logprobs``).
         score: Record the log probabilities of the first ``score`` chosen tokens in
             ``GenerationStats.scores`` (for deciding between answers; never sent to the caller).
+        probe: Token ids whose log probabilities at the first generated position, under the
+            model's own distribution, go to ``GenerationStats.probed`` in this order (for
+            reading a judgement such as yes or no without generating it).
         hold_after_score: Once ``score`` tokens are scored, an engine that can may set this answer
             aside while the others submitted with it run (the auto-mode call branch waits for
             the decision); engines that cannot ignore it.
@@ -53,6 +56,7 @@ class GenerationParams:
     logprobs: int | None = None
     score: int = 0
     hold_after_score: bool = False
+    probe: tuple[int, ...] = ()
     top_k: int | None = None
     min_p: float | None = None
     frequency_penalty: float | None = None
@@ -87,4 +91,5 @@ class GenerationStats:
     stop_sequence: str | None = None  # the request's stop string that ended the text
     logprobs: list[TokenLogprob] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)  # chosen tokens' log probabilities, if asked
+    probed: list[float] = field(default_factory=list)  # ``GenerationParams.probe``'s log probabilities
     extra: dict[str, Any] = field(default_factory=dict)

@@ -20,11 +20,13 @@ from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError, ContextLengthExceededError
 from modelport.core.events import Finish, FinishReason, StreamEvent, TextDelta, TokenLogprob, ToolCallDelta, Usage
 from modelport.core.request import ChatRequest
-from modelport.workers.base import ChatWorker
+from modelport.core.rerank import RerankRequest, RerankResult
+from modelport.workers.base import ChatWorker, RerankWorker
 from modelport.workers.engines.bridge import iterate_in_thread
 from modelport.workers.engines.handoff import LinkedStop
 from modelport.workers.local.generation import GenerationParams, GenerationStats, Prompt
 from modelport.workers.local.incremental_text import StopMatcher
+from modelport.workers.local.judge import ChatJudge
 from modelport.workers.local.output_parser import OutputParser, output_parser_for
 from modelport.workers.local.profiles import DEFAULT_PROFILE, ModelProfile, profile_for
 from modelport.workers.local.prompting import template_inputs
@@ -54,7 +56,7 @@ class _LogprobAttacher:
             yield event
 
 
-class LocalChatWorker(ChatWorker):
+class LocalChatWorker(ChatWorker, RerankWorker):
     """Base class of workers that run a model in this process.
 
     Subclasses implement ``_render``, ``_generate`` and set ``max_context``.
@@ -73,6 +75,9 @@ class LocalChatWorker(ChatWorker):
     max_context: int = 2048
     # Engines that fill ``GenerationStats.logprobs`` when asked set this.
     records_logprobs: ClassVar[bool] = False
+    # Engines that fill ``GenerationStats.probed`` (``GenerationParams.probe``) set this: the
+    # worker then reranks by judging (``modelport.workers.local.judge``).
+    records_probes: ClassVar[bool] = False
     # The optional sampling fields (``SAMPLING_FIELDS``) the engine applies.
     sampling_fields: ClassVar[frozenset[str]] = frozenset()
     capabilities = Capabilities(tools=True, tool_call_streaming=True, tool_choice=True, structured_output=True)
@@ -88,6 +93,7 @@ class LocalChatWorker(ChatWorker):
         tool_parser: str | None = None,
         context_overflow: Literal["clamp", "error"] = "clamp",
         tool_call_threshold: float = DEFAULT_THRESHOLD,
+        rerank_prompt: str | None = None,
     ) -> None:
         if context_overflow not in ("clamp", "error"):
             raise BadRequestError("must be 'clamp' or 'error'", param="context_overflow")
@@ -114,6 +120,8 @@ class LocalChatWorker(ChatWorker):
         self.profile: ModelProfile = DEFAULT_PROFILE
         self.tool_parser: type[ToolParser] = get_tool_parser(tool_parser or DEFAULT_PROFILE.tool_parser)
         self.native_tools = False
+        self.rerank_prompt = rerank_prompt
+        self._judge: ChatJudge | None = None
 
     def _configure(self, *, template: str, name: str, max_context: int) -> None:
         """Sets the context window, the family profile and the tool format once the model is loaded."""
@@ -127,7 +135,19 @@ class LocalChatWorker(ChatWorker):
             logprobs=self.records_logprobs,
             sampling=self.sampling_fields,
             raw_prompts=type(self)._tokenize_raw is not LocalChatWorker._tokenize_raw,
+            rerank=self.records_probes,
+            max_pair_tokens=max_context if self.records_probes else None,
         )
+        if self.records_probes:
+            self._judge = ChatJudge(
+                render=self._render,
+                generate=self._generate,
+                tokenize=self._tokenize_plain,
+                max_context=max_context,
+                threads=self._threads,
+                slots=self._slots,
+                prompt=self.rerank_prompt,
+            )
 
     def _template_inputs(self, request: ChatRequest) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
         return template_inputs(request, self.tool_parser(), native_tools=self.native_tools)
@@ -152,9 +172,24 @@ class LocalChatWorker(ChatWorker):
         The pieces must join to exactly the decoded completion.
         """
 
+    def _tokenize_plain(self, text: str) -> list[int]:
+        """Text to token ids as plain text: no BOS, special tokens not read as such."""
+        raise NotImplementedError
+
     def count_tokens(self, text: str) -> int:
         """Number of tokens in ``text`` for this model."""
         raise NotImplementedError
+
+    def score(self, request: RerankRequest) -> RerankResult:
+        """The probability the model answers "yes" to a judging prompt, per document.
+
+        Raises:
+            BadRequestError: If the engine cannot probe (naming ``model``), or a pair's prompt
+                passes the context (naming ``documents[i]``).
+        """
+        if self._judge is None:
+            raise BadRequestError("this model cannot rerank", param="model")
+        return self._judge.score(request)
 
     def count_input_tokens(self, request: ChatRequest) -> int | None:
         """The prompt's tokens: the request rendered and tokenized as generation does it."""

@@ -11,6 +11,7 @@ from modelport.core.capabilities import SAMPLING_FIELDS, Capabilities
 from modelport.core.errors import BadRequestError
 from modelport.core.events import StreamEvent
 from modelport.core.request import EmbeddingRequest, EmbeddingResult
+from modelport.core.rerank import RerankRequest, RerankResult
 from modelport.workers.base import ChatWorker, EmbeddingWorker
 from modelport.workers.remote.embedding_batches import batches, combine
 from modelport.workers.remote.http import HttpClient
@@ -21,6 +22,7 @@ __all__ = ["REMOTE_CAPABILITIES", "RemoteChatWorker", "RemoteWorker", "StreamDec
 REMOTE_CAPABILITIES = Capabilities(
     chat=True,
     embeddings=True,
+    rerank=True,
     tools=True,
     tool_call_streaming=True,
     tool_choice=True,
@@ -141,6 +143,9 @@ class RemoteWorker(RemoteChatWorker, EmbeddingWorker):
 
     embeddings_path: ClassVar[str]
     embedding_batch_size: int
+    # Where the API scores documents when the entry says ``rerank: true``; ``None`` reranks by
+    # the cosine of embeddings (``EmbeddingWorker.score``).
+    rerank_path: str | None = None
 
     @abstractmethod
     def _embedding_body(self, texts: list[str], request: EmbeddingRequest) -> dict[str, Any]:
@@ -149,6 +154,30 @@ class RemoteWorker(RemoteChatWorker, EmbeddingWorker):
     @abstractmethod
     def _embedding_answer(self, data: Any, expected: int) -> tuple[list[list[float]], int]:
         """The vectors (in input order) and the tokens used, from one answer."""
+
+    def _rerank_body(self, request: RerankRequest) -> dict[str, Any]:
+        """The request body for ``rerank_path``; kinds that rerank override it."""
+        raise NotImplementedError
+
+    def _rerank_answer(self, data: Any, expected: int) -> tuple[list[float], int]:
+        """Scores in document order and the tokens used, from a rerank answer."""
+        raise NotImplementedError
+
+    def score(self, request: RerankRequest) -> RerankResult:
+        """Scores through the API's rerank endpoint, or by cosine where it has none."""
+        if self.rerank_path is None:
+            return super().score(request)
+        data = self.client.post_json(self.rerank_path, self._rerank_body(request))
+        scores, tokens = self._rerank_answer(data, len(request.documents))
+        return RerankResult(scores, tokens, self.model)
+
+    async def ascore(self, request: RerankRequest) -> RerankResult:
+        """Scores natively async; same rules as ``score``."""
+        if self.rerank_path is None:
+            return await super().ascore(request)
+        data = await self.client.apost_json(self.rerank_path, self._rerank_body(request))
+        scores, tokens = self._rerank_answer(data, len(request.documents))
+        return RerankResult(scores, tokens, self.model)
 
     def embed(self, request: EmbeddingRequest) -> EmbeddingResult:
         """Embeds the texts in batches of ``embedding_batch_size``."""

@@ -23,8 +23,10 @@ from modelport.core.errors import (
 from modelport.core.events import StreamEvent
 from modelport.core.messages import content_text, message_to_dict
 from modelport.core.request import ChatRequest
+from modelport.core.rerank import RerankRequest
 from modelport.workers.remote.http import HttpStatusError
 from modelport.workers.remote.openai_format import ChunkDecoder, request_options
+from modelport.workers.remote.rerank_format import rerank_results
 from modelport.workers.remote.sse import SSEDecoder
 
 __all__ = [
@@ -33,7 +35,10 @@ __all__ = [
     "DashScopeDecoder",
     "chat_body",
     "decode_embeddings",
+    "decode_text_rerank",
+    "text_rerank_body",
     "embedding_body",
+    "RERANK_PATH",
     "map_dashscope_error",
     "to_openai_chunk",
 ]
@@ -44,6 +49,7 @@ REGIONS: Mapping[str, str] = {
 }
 GENERATION_PATH = "services/aigc/text-generation/generation"
 EMBEDDING_PATH = "services/embeddings/text-embedding/text-embedding"
+RERANK_PATH = "services/rerank/text-rerank/text-rerank"
 
 
 def _message(message: Any) -> dict[str, Any]:
@@ -199,3 +205,21 @@ def decode_embeddings(data: Any, expected: int) -> tuple[list[list[float]], int]
         raise UpstreamUnavailableError(f"asked for {expected} embeddings, got {len(ordered)}")
     usage = data.get("usage") or {}
     return [ordered[i] for i in range(expected)], int(usage.get("total_tokens") or 0)
+
+
+def text_rerank_body(request: RerankRequest, *, model: str) -> dict[str, Any]:
+    """The native text-rerank body, asking for every document's score and no texts back."""
+    documents = list(request.documents)
+    return {
+        "model": model,
+        "input": {"query": request.query, "documents": documents},
+        "parameters": {"return_documents": False, "top_n": len(documents)},
+    }
+
+
+def decode_text_rerank(data: Any, expected: int) -> tuple[list[float], int]:
+    """Reads a native text-rerank answer (``output.results``): scores in document order, tokens."""
+    output = data.get("output") if isinstance(data, Mapping) else None
+    scores = rerank_results(output.get("results") if isinstance(output, Mapping) else None, expected, what="DashScope")
+    usage = data.get("usage") if isinstance(data, Mapping) else None
+    return scores, int(usage.get("total_tokens") or 0) if isinstance(usage, Mapping) else 0

@@ -24,7 +24,8 @@ from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError, OverloadedError, RateLimitedError, UpstreamUnavailableError
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
-from modelport.workers.base import ChatWorker, EmbeddingWorker, Worker
+from modelport.core.rerank import RerankRequest, RerankResult
+from modelport.workers.base import ChatWorker, EmbeddingWorker, RerankWorker, Worker
 from modelport.workers.kind_registry import KindRegistry, worker_kinds
 from modelport.workers.replicas.replica import HealthPolicy, Replica, ReplicaState, counts_against
 from modelport.workers.replicas.routing import strategy as make_strategy
@@ -38,7 +39,7 @@ _POLL_S = 0.002
 # Conversations remembered for cache affinity (least recently used forgotten first).
 _AFFINITY_KEYS = 10_000
 
-W = TypeVar("W", ChatWorker, EmbeddingWorker)
+W = TypeVar("W", ChatWorker, EmbeddingWorker, RerankWorker)
 
 
 class ReplicaSet(ChatWorker, EmbeddingWorker):
@@ -356,7 +357,7 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
             except Exception as error:  # noqa: BLE001 - a fallback that cannot load is skipped
                 logger.warning("fallback %s for %s is unavailable: %s", name, self.name, error)
                 continue
-            if isinstance(worker, role):
+            if isinstance(worker, role) and (role is not RerankWorker or worker.capabilities.rerank):
                 return name, worker
         return None
 
@@ -408,6 +409,22 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
                 return await attempt.worker(EmbeddingWorker).aembed(request)
         return await route.fall_back(EmbeddingWorker).aembed(request)
 
+    def score(self, request: RerankRequest) -> RerankResult:
+        """Scores on one replica, retried once on another after a replica's failure."""
+        route = _Route(self)
+        while (replica := _claim_blocking(route)) is not None:
+            with route.attempt(replica) as attempt:
+                return attempt.worker(RerankWorker).score(request)
+        return route.fall_back(RerankWorker).score(request)
+
+    async def ascore(self, request: RerankRequest) -> RerankResult:
+        """Scores natively async; same rules as ``score``."""
+        route = _Route(self)
+        while (replica := await _claim_async(route)) is not None:
+            with route.attempt(replica) as attempt:
+                return await attempt.worker(RerankWorker).ascore(request)
+        return await route.fall_back(RerankWorker).ascore(request)
+
     # -- health and shutdown -------------------------------------------------------------------
 
     def _watch(self) -> None:
@@ -449,6 +466,9 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
             replica.stop()
 
 
+_ROLES: dict[type, str] = {EmbeddingWorker: "embeddings", RerankWorker: "rerank"}
+
+
 class _Attempt:
     """One try on one replica: frees the replica after, and swallows a failure worth retrying."""
 
@@ -460,8 +480,9 @@ class _Attempt:
     def worker(self, role: type[W]) -> W:
         """The replica's worker in ``role``, or a 400 naming the model when it cannot play it."""
         worker = self.replica.worker
-        if not isinstance(worker, role):
-            what = "embeddings" if role is EmbeddingWorker else "chat"
+        reranks = not isinstance(worker, RerankWorker) or worker.capabilities.rerank
+        if not isinstance(worker, role) or (role is RerankWorker and not reranks):
+            what = _ROLES.get(role, "chat")
             raise BadRequestError(f"the model {self._route.owner.name!r} does not support {what}", param="model")
         return worker
 

@@ -238,3 +238,34 @@ async def test_a_cache_key_sticks_to_its_replica_while_it_is_healthy() -> None:
     await turn("conv-1")
     assert replicas.affinity("conv-1") not in (None, moved)
     replicas.close()
+
+
+def test_a_set_of_embedders_reranks_on_its_replicas_and_falls_back_to_a_reranker() -> None:
+    from modelport.core import BadRequestError, RerankRequest
+    from modelport.workers.kinds.fake import FakeEmbeddingWorker
+
+    request = RerankRequest("q", ["a", "b", "q"])
+    replicas = ReplicaSet([], name="m")
+    replicas.adopt(FakeEmbeddingWorker(8), kind="fake-embeddings", replica_id="r0")
+    replicas.adopt(FakeEmbeddingWorker(8), kind="fake-embeddings", replica_id="r1")
+    scores = replicas.score(request).scores
+    assert scores == FakeEmbeddingWorker(8).score(request).scores
+    assert scores[2] == pytest.approx(1.0)
+    assert asyncio.run(replicas.ascore(request)).scores == scores
+
+    # A chat replica cannot rerank: a 400 naming the model, not a retry.
+    chat = ReplicaSet([], name="c")
+    chat.adopt(FakeChatWorker(), kind="fake")
+    with pytest.raises(BadRequestError) as caught:
+        chat.score(request)
+    assert caught.value.param == "model"
+
+    class Down(FakeEmbeddingWorker):
+        def embed(self, request: Any) -> Any:
+            raise UpstreamUnavailableError("connection refused")
+
+    # Once no replica can serve, the fallback (an embedder) reranks.
+    registry = ModelRegistry([ModelEntry("backup", "fake-embeddings", {"dimensions": 8})])
+    down = ReplicaSet([], name="m", fallbacks=["backup"], registry=registry, allowed_fails=1, cooldown_s=60)
+    down.adopt(Down(8), kind="fake-embeddings")
+    assert down.score(request).scores == scores
