@@ -13,6 +13,7 @@ model's "yes" probability.
 real server on loopback. Rounds are interleaved; medians beside the best.
 
     python benchmarks/bench_rerank.py [--candidates 10] [--rounds 5] [--skip-quality] [--skip-speed]
+        [--rerankers minilm-l6 smollm2-135m ...]
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def metrics(ranks: list[int | None]) -> tuple[float, float]:
     return hit, mrr
 
 
-def quality(registry: ModelRegistry, candidates: int) -> None:
+def quality(registry: ModelRegistry, candidates: int, rerankers: list[str]) -> None:
     data = json.loads(DATA.read_text(encoding="utf-8"))
     passages = [p["text"] for p in data["passages"]]
     questions = data["questions"]
@@ -68,7 +69,7 @@ def quality(registry: ModelRegistry, candidates: int) -> None:
         print(f"{name:28} {hit:6.3f} {mrr:7.3f} {seconds:8.1f}", flush=True)
 
     report("embeddings alone", [[int(i) for i in r] for r in retrieved], 0.0)
-    for name in RERANKERS:
+    for name in rerankers:
         reranker = registry.reranker(name)
         reranker.score(RerankRequest("warm up", ["a passage"]))
         started = time.perf_counter()
@@ -167,13 +168,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--skip-quality", action="store_true")
     parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--rerankers", nargs="+", default=list(RERANKERS), help="the rerankers to measure")
     args = parser.parse_args()
     if not args.skip_speed:
         speed(args.rounds)
     if not args.skip_quality:
         registry = ModelRegistry.builtin()
         try:
-            quality(registry, args.candidates)
+            quality(registry, args.candidates, args.rerankers)
         finally:
             registry.close()
 
