@@ -32,7 +32,7 @@ from modelport.server.state import ServerState
 from modelport.workers.base import ChatWorker, EmbeddingWorker, RerankWorker, Worker
 from modelport.workers.residency import parse_keep_alive
 
-__all__ = ["SSE_HEADERS", "Chunks", "Disconnected", "Endpoint", "Generation", "ModelRequest"]
+__all__ = ["SSE_HEADERS", "Chunks", "Disconnected", "Endpoint", "Generation", "ModelRequest", "count_text_tokens"]
 
 logger = logging.getLogger("modelport.server")
 
@@ -116,6 +116,20 @@ class Generation:
             await aclose(self.events)
         finally:
             self.slot.release()
+
+
+def count_text_tokens(worker: Worker, texts: list[str]) -> int:
+    """The texts' tokens by the model's own tokenizer (its ``count_tokens``), else estimated (4 bytes a token).
+
+    For the caps on embedding and rerank requests (``server.max_embedding_tokens``).
+    """
+    count = getattr(worker, "count_tokens", None)
+    if callable(count):
+        try:
+            return sum(int(count(text)) for text in texts)
+        except Exception:  # noqa: BLE001 - a worker that cannot count (a set with no ready replica) is estimated
+            pass
+    return sum(len(text.encode()) // 4 + 1 for text in texts)
 
 
 class Endpoint:

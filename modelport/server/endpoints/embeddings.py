@@ -11,8 +11,7 @@ from fastapi.responses import Response
 from modelport.core.errors import BadRequestError
 from modelport.core.request import MAX_EMBEDDING_INPUTS, EmbeddingRequest, token_upper_bound
 from modelport.server import protocol as wire
-from modelport.server.endpoints.base import Endpoint
-from modelport.workers.base import EmbeddingWorker
+from modelport.server.endpoints.base import Endpoint, count_text_tokens
 
 __all__ = ["EmbeddingsEndpoint", "encode_base64"]
 
@@ -40,17 +39,6 @@ def _texts(value: object) -> list[str]:
     return texts
 
 
-def _count_tokens(worker: EmbeddingWorker, texts: list[str]) -> int:
-    """The inputs' tokens by the model's own tokenizer, else estimated (4 bytes a token)."""
-    count = getattr(worker, "count_tokens", None)
-    if callable(count):
-        try:
-            return sum(int(count(text)) for text in texts)
-        except Exception:  # noqa: BLE001 - a worker that cannot count (a set with no ready replica) is estimated
-            pass
-    return sum(len(text.encode()) // 4 + 1 for text in texts)
-
-
 class EmbeddingsEndpoint(Endpoint, name="embeddings", id_prefix="emb"):
     """Embeds the input texts in order."""
 
@@ -63,7 +51,7 @@ class EmbeddingsEndpoint(Endpoint, name="embeddings", id_prefix="emb"):
         limit = self.state.settings.max_embedding_tokens
         # Tokenized here only when the inputs could reach the cap at all; the worker counts again.
         fits = sum(token_upper_bound(text) for text in texts) <= limit
-        tokens = 0 if fits else await asyncio.to_thread(_count_tokens, worker, texts)
+        tokens = 0 if fits else await asyncio.to_thread(count_text_tokens, worker, texts)
         if tokens > limit:
             raise BadRequestError(
                 f"holds about {tokens} tokens; one request takes {limit} at most (server.max_embedding_tokens)",

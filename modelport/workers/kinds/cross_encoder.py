@@ -12,6 +12,7 @@ from modelport.core.errors import BadRequestError
 from modelport.core.rerank import RerankRequest, RerankResult
 from modelport.workers.base import RerankWorker
 from modelport.workers.engines.cross_encoder import CrossEncoderEngine
+from modelport.workers.kinds.sentence_transformers import SentenceTransformersWorker
 from modelport.workers.model_files import check_path, resolve_path
 
 __all__ = ["ACTIVATIONS", "CrossEncoderWorker"]
@@ -60,18 +61,9 @@ class CrossEncoderWorker(RerankWorker):
         if activation is not None and activation not in ACTIVATIONS:
             raise BadRequestError(f"unknown activation {activation!r}; known: {list(ACTIVATIONS)}", param="activation")
 
-    @staticmethod
-    def prepare() -> None:
-        """Imports the libraries a load needs: they stay with the process, not with one model."""
-        import sentence_transformers  # noqa: F401
-        import torch  # noqa: F401
-
-    @staticmethod
-    def estimate_footprint(params: Mapping[str, Any]) -> int:
-        """Bytes it will hold: its safetensors weights as stored, plus 10%."""
-        from modelport.workers.residency.footprint import safetensors_parameters, torch_model_bytes
-
-        return torch_model_bytes(*safetensors_parameters(resolve_path(str(params["model"]))), "auto")
+    # The same libraries and the same safetensors weights as the embedding kind's.
+    prepare = staticmethod(SentenceTransformersWorker.prepare)
+    estimate_footprint = staticmethod(SentenceTransformersWorker.estimate_footprint)
 
     def __init__(
         self,

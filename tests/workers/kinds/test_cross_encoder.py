@@ -107,6 +107,9 @@ def test_the_registry_serves_it_as_a_reranker_only(tiny_cross_encoder: str) -> N
     registry.register("tiny", "cross-encoder", model=tiny_cross_encoder)
     caps = registry.declared_capabilities("tiny")
     assert caps.rerank and not caps.chat and not caps.embeddings
+    # It counts against a memory budget like any model: estimated from its files before a load.
+    estimate = registry.estimate("tiny")
+    assert estimate is not None and 1_000_000 < estimate < 50_000_000
     try:
         assert registry.reranker("tiny").score(RerankRequest(QUERY, DOCUMENTS[:2])).scores
         with pytest.raises(BadRequestError) as caught:

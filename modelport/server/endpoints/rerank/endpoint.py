@@ -18,9 +18,8 @@ from fastapi.responses import Response
 from modelport.core.errors import BadRequestError
 from modelport.core.request import token_upper_bound
 from modelport.core.rerank import MAX_RERANK_DOCUMENTS, RerankRequest, RerankResult
-from modelport.server.endpoints.base import Endpoint
+from modelport.server.endpoints.base import Endpoint, count_text_tokens
 from modelport.server.endpoints.rerank import wire
-from modelport.workers.base import RerankWorker
 
 __all__ = ["RerankEndpoint", "ScoreEndpoint"]
 
@@ -44,17 +43,6 @@ def _texts(values: Sequence[Any], param: str) -> list[str]:
     return texts
 
 
-def _count_tokens(worker: RerankWorker, texts: list[str]) -> int:
-    """The texts' tokens by the model's own tokenizer, else estimated (4 bytes a token)."""
-    count = getattr(worker, "count_tokens", None)
-    if callable(count):
-        try:
-            return sum(int(count(text)) for text in texts)
-        except Exception:  # noqa: BLE001 - a worker that cannot count (a set with no ready replica) is estimated
-            pass
-    return sum(len(text.encode()) // 4 + 1 for text in texts)
-
-
 async def _score(endpoint: Endpoint, requests: list[RerankRequest], param: str) -> list[RerankResult]:
     """Checks the request's size against ``server.max_embedding_tokens``, then scores on one slot."""
     worker = await endpoint.reranker(endpoint.model)
@@ -64,7 +52,7 @@ async def _score(endpoint: Endpoint, requests: list[RerankRequest], param: str) 
     texts = [t for r in requests for t in (r.query,) * len(r.documents) + tuple(r.documents)]
     limit = endpoint.state.settings.max_embedding_tokens
     if sum(token_upper_bound(t) for t in texts) > limit:
-        tokens = await asyncio.to_thread(_count_tokens, worker, texts)
+        tokens = await asyncio.to_thread(count_text_tokens, worker, texts)
         if tokens > limit:
             raise BadRequestError(
                 f"holds about {tokens} tokens over its {pairs} pairs; one request takes {limit} at most "
