@@ -64,6 +64,10 @@ def create_app(
         redoc_url=None,
         lifespan=lifespan,
     )
+    # No 307 to the path without its trailing slash: API clients never add one, and for a model
+    # id that ends in a newline and a slash, Starlette's route pattern matched the redirect's
+    # target (``$`` matches before a final newline) rather than answering 404.
+    app.router.redirect_slashes = False
     app.state.modelport = state
     # Inside the tracking (middleware added later wraps it): a 413 still gets an id and a log line.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes, respond=error_response)

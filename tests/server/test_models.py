@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
 
@@ -30,3 +31,12 @@ def test_unknown_model_is_404_model_not_found(client: Any) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     assert "smollm2-135m" in caught.value.message
+
+
+@pytest.mark.parametrize("model_id", ["%0A%2F", "%0A", "x%0A%2F"])
+def test_a_model_id_ending_in_a_newline_and_slash_is_404_not_a_redirect(base_url: str, model_id: str) -> None:
+    # Found by test_fuzz: Starlette's pattern matched the slashless path (``$`` before a final
+    # newline) and the server answered 307 to it.
+    response = httpx.get(f"{base_url}/models/{model_id}", follow_redirects=False)
+    assert response.status_code == 404
+    assert set(response.json()["error"]) == {"message", "type", "param", "code"}
