@@ -7,10 +7,34 @@ from dataclasses import dataclass
 
 from modelport.core.errors import BadRequestError
 
-__all__ = ["MAX_RERANK_DOCUMENTS", "RerankRequest", "RerankResult"]
+__all__ = ["MAX_RERANK_DOCUMENTS", "RerankRequest", "RerankResult", "check_documents"]
 
 MAX_RERANK_DOCUMENTS = 2048
 """Documents one rerank request may hold (as embedding inputs are capped)."""
+
+
+def check_documents(documents: Sequence[object], *, param: str = "documents") -> tuple[str, ...]:
+    """``documents`` checked as rerank candidates: 1 to 2,048 non-empty strings.
+
+    Args:
+        documents: The candidates.
+        param: The field to name in errors (an API's own, such as ``text_2``).
+
+    Raises:
+        BadRequestError: Naming ``param``, or ``param[i]`` for one bad document.
+    """
+    if not documents:
+        raise BadRequestError("must not be empty", param=param)
+    if len(documents) > MAX_RERANK_DOCUMENTS:
+        raise BadRequestError(
+            f"holds {len(documents)} documents; one request takes {MAX_RERANK_DOCUMENTS} at most", param=param
+        )
+    for i, document in enumerate(documents):
+        if not isinstance(document, str):
+            raise BadRequestError("must be a string", param=f"{param}[{i}]")
+        if not document:
+            raise BadRequestError("must not be an empty string", param=f"{param}[{i}]")
+    return tuple(documents)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,19 +53,7 @@ class RerankRequest:
         if not isinstance(self.query, str) or not self.query.strip():
             raise BadRequestError("must be a non-empty string", param="query")
         documents = (self.documents,) if isinstance(self.documents, str) else tuple(self.documents)
-        if not documents:
-            raise BadRequestError("must not be empty", param="documents")
-        if len(documents) > MAX_RERANK_DOCUMENTS:
-            raise BadRequestError(
-                f"holds {len(documents)} documents; one request takes {MAX_RERANK_DOCUMENTS} at most",
-                param="documents",
-            )
-        for i, document in enumerate(documents):
-            if not isinstance(document, str):
-                raise BadRequestError("must be a string", param=f"documents[{i}]")
-            if not document:
-                raise BadRequestError("must not be an empty string", param=f"documents[{i}]")
-        object.__setattr__(self, "documents", documents)
+        object.__setattr__(self, "documents", check_documents(documents))
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from modelport.core.accumulator import Accumulator, ChatResult
 from modelport.core.capabilities import Capabilities
@@ -17,7 +17,7 @@ from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResul
 from modelport.core.rerank import RerankRequest, RerankResult
 from modelport.core.tools import NamedToolChoice
 
-__all__ = ["ChatWorker", "EmbeddingWorker", "EngineMetrics", "RerankWorker", "Worker", "cosine_scores"]
+__all__ = ["ChatWorker", "EmbeddingWorker", "EngineMetrics", "RerankWorker", "Worker", "cosine_scores", "reranks"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +173,11 @@ class RerankWorker(Worker, ABC):
         return await asyncio.to_thread(self.score, request)
 
 
+def reranks(worker: Worker) -> TypeGuard[RerankWorker]:
+    """Whether ``worker`` plays the rerank role: a ``RerankWorker`` whose capabilities say so."""
+    return isinstance(worker, RerankWorker) and worker.capabilities.rerank
+
+
 def cosine_scores(query: list[float], documents: list[list[float]]) -> list[float]:
     """The cosine similarity of each document vector to the query vector."""
 
@@ -205,18 +210,24 @@ class EmbeddingWorker(RerankWorker, ABC):
 
     def score(self, request: RerankRequest) -> RerankResult:
         """The cosine similarity of each document's embedding to the query's."""
-        query = self.embed(EmbeddingRequest([request.query], input_type="query"))
-        documents = self.embed(EmbeddingRequest(request.documents, input_type="document"))
-        return RerankResult(
-            cosine_scores(query.vectors[0], documents.vectors), query.prompt_tokens + documents.prompt_tokens
-        )
+        query, documents = _scoring_requests(request)
+        return _cosine_result(self.embed(query), self.embed(documents))
 
     async def ascore(self, request: RerankRequest) -> RerankResult:
         """Scores natively async, through ``aembed`` (both embeddings at once)."""
-        query, documents = await asyncio.gather(
-            self.aembed(EmbeddingRequest([request.query], input_type="query")),
-            self.aembed(EmbeddingRequest(request.documents, input_type="document")),
-        )
-        return RerankResult(
-            cosine_scores(query.vectors[0], documents.vectors), query.prompt_tokens + documents.prompt_tokens
-        )
+        query, documents = _scoring_requests(request)
+        return _cosine_result(*await asyncio.gather(self.aembed(query), self.aembed(documents)))
+
+
+def _scoring_requests(request: RerankRequest) -> tuple[EmbeddingRequest, EmbeddingRequest]:
+    """The query as a query and the documents as documents, for models that tell them apart."""
+    return (
+        EmbeddingRequest([request.query], input_type="query"),
+        EmbeddingRequest(request.documents, input_type="document"),
+    )
+
+
+def _cosine_result(query: EmbeddingResult, documents: EmbeddingResult) -> RerankResult:
+    return RerankResult(
+        cosine_scores(query.vectors[0], documents.vectors), query.prompt_tokens + documents.prompt_tokens
+    )

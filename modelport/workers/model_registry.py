@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from modelport.core.capabilities import Capabilities
 from modelport.core.errors import BadRequestError, ModelNotFoundError, ModelUnavailableError
 from modelport.workers.aliases import AliasMatch, AliasTable
-from modelport.workers.base import ChatWorker, EmbeddingWorker, RerankWorker, Worker
+from modelport.workers.base import ChatWorker, EmbeddingWorker, RerankWorker, Worker, reranks
 from modelport.workers.kind_registry import KindRegistry, worker_kinds
 from modelport.workers.local.fallback_templates import GEMMA
 from modelport.workers.residency import Lease, Residency, ResidencyPolicy, parse_keep_alive
@@ -495,7 +495,7 @@ def as_embedder(worker: Worker, name: str) -> EmbeddingWorker:
 
 def as_reranker(worker: Worker, name: str) -> RerankWorker:
     """``worker`` as a reranker, or a 400 naming the model ``name`` that cannot rerank."""
-    if not isinstance(worker, RerankWorker) or not worker.capabilities.rerank:
+    if not reranks(worker):
         raise BadRequestError(f"the model {name!r} cannot rerank", param="model")
     return worker
 

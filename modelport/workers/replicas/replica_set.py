@@ -25,7 +25,7 @@ from modelport.core.errors import BadRequestError, OverloadedError, RateLimitedE
 from modelport.core.events import StreamEvent
 from modelport.core.request import ChatRequest, EmbeddingRequest, EmbeddingResult
 from modelport.core.rerank import RerankRequest, RerankResult
-from modelport.workers.base import ChatWorker, EmbeddingWorker, RerankWorker, Worker
+from modelport.workers.base import ChatWorker, EmbeddingWorker, RerankWorker, Worker, reranks
 from modelport.workers.kind_registry import KindRegistry, worker_kinds
 from modelport.workers.replicas.replica import HealthPolicy, Replica, ReplicaState, counts_against
 from modelport.workers.replicas.routing import strategy as make_strategy
@@ -357,7 +357,7 @@ class ReplicaSet(ChatWorker, EmbeddingWorker):
             except Exception as error:  # noqa: BLE001 - a fallback that cannot load is skipped
                 logger.warning("fallback %s for %s is unavailable: %s", name, self.name, error)
                 continue
-            if isinstance(worker, role) and (role is not RerankWorker or worker.capabilities.rerank):
+            if isinstance(worker, role) and (role is not RerankWorker or reranks(worker)):
                 return name, worker
         return None
 
@@ -480,8 +480,7 @@ class _Attempt:
     def worker(self, role: type[W]) -> W:
         """The replica's worker in ``role``, or a 400 naming the model when it cannot play it."""
         worker = self.replica.worker
-        reranks = not isinstance(worker, RerankWorker) or worker.capabilities.rerank
-        if not isinstance(worker, role) or (role is RerankWorker and not reranks):
+        if not isinstance(worker, role) or (role is RerankWorker and not reranks(worker)):
             what = _ROLES.get(role, "chat")
             raise BadRequestError(f"the model {self._route.owner.name!r} does not support {what}", param="model")
         return worker

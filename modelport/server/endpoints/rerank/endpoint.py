@@ -17,7 +17,7 @@ from fastapi.responses import Response
 
 from modelport.core.errors import BadRequestError
 from modelport.core.request import token_upper_bound
-from modelport.core.rerank import MAX_RERANK_DOCUMENTS, RerankRequest, RerankResult
+from modelport.core.rerank import RerankRequest, RerankResult, check_documents
 from modelport.server.endpoints.base import Endpoint, count_text_tokens
 from modelport.server.endpoints.rerank import wire
 
@@ -25,22 +25,12 @@ __all__ = ["RerankEndpoint", "ScoreEndpoint"]
 
 
 def _texts(values: Sequence[Any], param: str) -> list[str]:
-    """Document texts from strings or ``{"text": ...}`` objects, each checked by name."""
-    if not values:
-        raise BadRequestError("must not be empty", param=param)
-    if len(values) > MAX_RERANK_DOCUMENTS:
-        raise BadRequestError(
-            f"holds {len(values)} documents; one request takes {MAX_RERANK_DOCUMENTS} at most", param=param
-        )
-    texts = []
-    for i, value in enumerate(values):
-        text = value.get("text") if isinstance(value, dict) else value
-        if not isinstance(text, str):
+    """Document texts from strings or ``{"text": ...}`` objects (Cohere's and Jina's), checked by name."""
+    texts = [value.get("text") if isinstance(value, dict) else value for value in values]
+    for i, (value, text) in enumerate(zip(values, texts, strict=True)):
+        if isinstance(value, dict) and not isinstance(text, str):
             raise BadRequestError('must be a string or an object with a "text" string', param=f"{param}[{i}]")
-        if not text:
-            raise BadRequestError("must not be an empty string", param=f"{param}[{i}]")
-        texts.append(text)
-    return texts
+    return list(check_documents(texts, param=param))
 
 
 async def _score(endpoint: Endpoint, requests: list[RerankRequest], param: str) -> list[RerankResult]:
@@ -75,8 +65,6 @@ class RerankEndpoint(Endpoint, name="rerank", id_prefix="rerank"):
         """The results, sorted by score, with the documents' texts unless asked not to."""
         if body.top_n is not None and body.top_n < 1:
             raise BadRequestError(f"must be a positive integer, got {body.top_n}", param="top_n")
-        if not body.query.strip():
-            raise BadRequestError("must be a non-empty string", param="query")
         documents = _texts(body.documents, "documents")
         (result,) = await _score(self, [RerankRequest(body.query, documents)], "documents")
         results = []
