@@ -15,6 +15,13 @@
 4. The other APIs' cost: one streamed answer through ``/v1/responses`` and through
    ``/v1/messages`` against the same answer through ``/v1/chat/completions`` of the same server
    (tokens/s ratio, TTFT difference).
+5. Defaults against defaults (``--only defaults``, needs ``--llama-server``): ``modelport serve``
+   with its built-in ``smollm2-135m`` entry, untouched, against ``llama-server -np 8 -c 32768``
+   with nothing else set. One stream (tokens/s after the first token), 8 streams (aggregate
+   tokens/s, TTFT p99), and the shared burst: N users sending one ~1,000-token context at once,
+   each with their own question, cold (a context neither server has seen) then warm (the same
+   context again): TTFT p50 and aggregate tokens/s over the burst, for 1, 2, 4 and 8 users.
+   ``--plot-burst FILE`` draws cold TTFT against users for both servers.
 
     python benchmarks/bench_server.py [--tokens 128] [--seconds 10] [--rounds 3]
         [--levels 1,2,4,8,16] [--llama-server PATH] [--plot benchmarks/server_scaling.png]
@@ -133,6 +140,35 @@ def llama_server(binary: str) -> Callable[[], AbstractContextManager[tuple[str, 
             yield url, "smollm2", proc
 
     return run
+
+
+def llama_server_defaults(binary: str) -> AbstractContextManager[tuple[str, str, subprocess.Popen[bytes]]]:
+    """``llama-server -np 8 -c 32768`` and nothing else: its own threads, flash attention, caching."""
+
+    @contextmanager
+    def run() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+        port = free_port()
+        args = [binary, "-m", str(resolve_path(GGUF)), "-a", "smollm2", "--host", "127.0.0.1", "--port", str(port)]
+        args += ["-c", str(N_CTX * N_PARALLEL), "-np", str(N_PARALLEL)]
+        url = f"http://127.0.0.1:{port}/v1"
+        with process(args, url) as proc:
+            yield url, "smollm2", proc
+
+    return run()
+
+
+def modelport_defaults() -> AbstractContextManager[tuple[str, str, subprocess.Popen[bytes]]]:
+    """``modelport serve`` with no configuration: the built-in ``smollm2-135m`` as shipped."""
+
+    @contextmanager
+    def run() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+        port = free_port()
+        args = [sys.executable, "-m", "modelport.cli", "serve", "--port", str(port), "--log-level", "warning"]
+        url = f"http://127.0.0.1:{port}/v1"
+        with process(args, url) as proc:
+            yield url, "smollm2-135m", proc
+
+    return run()
 
 
 def modelport_config(folder: str, n_parallel: int = N_PARALLEL) -> Path:
@@ -287,6 +323,128 @@ async def load(url: str, model: str, concurrency: int, tokens: int) -> dict[str,
         "ttft_p99": pct(ttfts, 0.99),
         "failed": sum(1 for r in results if r.failed),
     }
+
+
+# The burst's context: about 1,000 tokens of invented facts, as a retriever would hand over.
+BURST_FACTS = [
+    f"Record {i}: the village of Oster{i} keeps {i * 7 % 23} boats, trades in {['salt', 'wool', 'amber'][i % 3]}"
+    f" and holds its fair in month {i % 12 + 1}."
+    for i in range(42)
+]
+
+
+def burst_prompt(nonce: str, user: int) -> str:
+    # The nonce opens the context, so a cold round shares nothing with any earlier one.
+    context = f"Archive {nonce}.\n" + "\n".join(BURST_FACTS)
+    return f"{context}\n\nUsing the records above, answer: how many boats does Oster{user + 3} keep?"
+
+
+async def burst(url: str, model: str, users: int, nonce: str, tokens: int) -> dict[str, float]:
+    """``users`` streams with one shared context, sent at once: TTFT p50 and aggregate tokens/s."""
+    async with httpx.AsyncClient(timeout=600) as client:
+        started = time.perf_counter()
+        results = await asyncio.gather(
+            *[one_stream(client, url, model, burst_prompt(nonce, u), tokens) for u in range(users)]
+        )
+        elapsed = time.perf_counter() - started
+    failed = [r.failed for r in results if r.failed]
+    if failed:
+        raise RuntimeError(f"{url}: {failed[0]}")
+    return {
+        "ttft_p50": pct([r.ttft * 1000 for r in results if r.ttft is not None], 0.5),
+        "tok_s": sum(r.tokens for r in results) / elapsed,
+    }
+
+
+async def single_stream_rate(url: str, model: str, tokens: int, prompt: str) -> float:
+    """Tokens/s of one stream after its first token."""
+    async with httpx.AsyncClient(timeout=600) as client:
+        started = time.perf_counter()
+        out = await one_stream(client, url, model, prompt, tokens)
+        elapsed = time.perf_counter() - started
+    if out.failed or out.ttft is None:
+        raise RuntimeError(f"{url}: {out.failed}")
+    return (out.tokens - 1) / (elapsed - out.ttft)
+
+
+def defaults(binary: str, tokens: int, rounds: int, users: list[int], plot_path: str | None) -> None:
+    """Both servers as shipped: one stream, 8 streams, and the shared burst cold and warm."""
+    servers = {"modelport serve": modelport_defaults, "llama-server": lambda: llama_server_defaults(binary)}
+    single: dict[str, list[float]] = {name: [] for name in servers}
+    eight: dict[str, list[Row]] = {name: [] for name in servers}
+    cold: dict[str, dict[int, list[Row]]] = {name: {n: [] for n in users} for name in servers}
+    warm: dict[str, dict[int, list[Row]]] = {name: {n: [] for n in users} for name in servers}
+    with ExitStack() as stack:
+        running = {name: stack.enter_context(start()) for name, start in servers.items()}
+        for url, model, _ in running.values():
+            asyncio.run(load(url, model, 1, 8))  # loads the model, warms the allocator
+        for r in range(rounds):  # interleaved: every measure visits both servers each round
+            for name, (url, model, _) in running.items():
+                single[name].append(asyncio.run(single_stream_rate(url, model, tokens, PROMPTS[r % len(PROMPTS)])))
+                eight[name].append(asyncio.run(load(url, model, N_PARALLEL, tokens)))
+                for n in users:
+                    nonce = f"{name[:1]}{r}-{n}-{time.monotonic_ns()}"
+                    cold[name][n].append(asyncio.run(burst(url, model, n, nonce, 32)))
+                    warm[name][n].append(asyncio.run(burst(url, model, n, nonce, 32)))
+    med = statistics.median
+    print(f"\nDefaults against defaults, {rounds} interleaved rounds: median (best)")
+    for name in servers:
+        print(f"{name:16} 1 stream {med(single[name]):6.1f} ({max(single[name]):6.1f}) tok/s", end="")
+        rates = [row["tok_s"] for row in eight[name]]
+        p99 = med(row["ttft_p99"] for row in eight[name])
+        print(f"   8 streams {med(rates):6.1f} ({max(rates):6.1f}) tok/s, TTFT p99 {p99:5.0f} ms")
+    ours, theirs = servers
+    print(f"one stream: {med(single[ours]) / med(single[theirs]):.2f}x (target >= 1.0)")
+    agg = [med(row["tok_s"] for row in eight[name]) for name in servers]
+    print(f"8 streams aggregate: {agg[0] / agg[1]:.2f}x (target >= 1.0)")
+    p99s = [med(row["ttft_p99"] for row in eight[name]) for name in servers]
+    print(f"8 streams TTFT p99: {p99s[0] / p99s[1]:.2f}x (target <= 0.5)")
+    print(f"\nShared burst, {len(burst_prompt('x', 0).split())}-word context, 32 tokens each: median (best)")
+    heads = ("cold TTFT p50", "cold tok/s", "warm TTFT p50", "warm tok/s")
+    print(f"{'server':16} {'users':>5} " + " ".join(f"{head:>18}" for head in heads))
+    for name in servers:
+        for n in users:
+            c, w = cold[name][n], warm[name][n]
+            cells = [
+                f"{med(x[k] for x in rows):8.0f} ({min(x[k] for x in rows):6.0f})"
+                if k == "ttft_p50"
+                else f"{med(x[k] for x in rows):7.1f} ({max(x[k] for x in rows):6.1f})"
+                for rows in (c, w)
+                for k in ("ttft_p50", "tok_s")
+            ]
+            print(f"{name:16} {n:5d} " + " ".join(f"{cell:>18}" for cell in cells))
+    top = max(users)
+    for label, table in (("cold", cold), ("warm", warm)):
+        ttft = [med(x["ttft_p50"] for x in table[name][top]) for name in servers]
+        rate = [med(x["tok_s"] for x in table[name][top]) for name in servers]
+        print(
+            f"{label} burst of {top}: TTFT p50 {ttft[0] / ttft[1]:.2f}x"
+            f"{' (target <= 0.3)' if label == 'cold' else ''}, tokens/s {rate[0] / rate[1]:.2f}x"
+            f"{' (target >= 2)' if label == 'cold' else ''}"
+        )
+    if plot_path:
+        plot_burst(cold, users, plot_path)
+
+
+def plot_burst(cold: dict[str, dict[int, list[Row]]], users: list[int], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(6.5, 4.5))
+    for name, rows in cold.items():
+        medians = [statistics.median(x["ttft_p50"] for x in rows[n]) / 1000 for n in users]
+        axis.plot(users, medians, marker="o", label=name)
+    axis.set_xlabel("users sending one ~1,000-token context at once")
+    axis.set_ylabel("time to first token, p50 (s)")
+    axis.set_xticks(users)
+    axis.set_title("Shared-context burst, cold: both servers as shipped")
+    axis.grid(alpha=0.3)
+    axis.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"wrote {path}")
 
 
 def peak_rss_mb(proc: subprocess.Popen[bytes]) -> float:
@@ -507,8 +665,16 @@ def main() -> None:
     parser.add_argument("--stream-rounds", type=int, default=3)
     parser.add_argument("--llama-server", default=os.environ.get("LLAMA_SERVER"), help="llama-server binary")
     parser.add_argument("--plot", default=None, help="write a PNG of tokens/s and TTFT against streams")
-    parser.add_argument("--only", choices=["streaming", "overhead", "rate", "apis"], default=None)
+    parser.add_argument("--only", choices=["streaming", "overhead", "rate", "apis", "defaults"], default=None)
+    parser.add_argument("--users", default="1,2,4,8", help="burst sizes for --only defaults")
+    parser.add_argument("--plot-burst", default=None, help="write a PNG of burst TTFT against users")
     args = parser.parse_args()
+    if args.only == "defaults":
+        if not args.llama_server:
+            parser.error("--only defaults needs --llama-server PATH")
+        users = [int(n) for n in args.users.split(",")]
+        defaults(args.llama_server, args.tokens, args.stream_rounds, users, args.plot_burst)
+        return
     if args.only in (None, "rate"):
         request_rate(args.seconds)
     if args.only in (None, "overhead"):

@@ -16,12 +16,18 @@ id order.
 A finished sequence keeps its KV cells. Among the sequences that keep the runs fewest, a new
 request takes one whose whole cache starts its prompt (the next turn of a conversation), else
 an empty one, else the least recently used, so the caches other conversations will want survive.
-It reuses the longest prefix of its prompt cached by any free sequence: in place, or by copying
+It reuses the longest prefix of its prompt cached by any sequence: in place, or by copying
 that sequence's KV buffer into its own (one memory copy, far cheaper here than decoding the
 prefix again). It drops the cells past that prefix and decodes only the rest (at least the last
 prompt token, for its logits). llama.cpp computes each token's row the same whether a prompt is decoded whole
 or in pieces, so a reused prefix changes nothing in the answer: a greedy answer never depends on
 what ran before it.
+
+Requests that arrive together compute a shared prefix once. A request whose prompt shares at
+least ``n_batch`` more tokens with a sequence still prefilling than any cache holds follows that
+sequence: it takes no prefill budget while the leader decodes the shared part (the leader is
+ahead of it in the queue, so it would have waited as long anyway), then copies the leader's
+cells and decodes only its own suffix.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from modelport.workers.engines.handoff import Handoff
 from modelport.workers.engines.llama_cpp_sampler import LlamaCppSampler, SamplingSpec
 from modelport.workers.local.constrained.budget_closer import BudgetCloser
 
-__all__ = ["EngineStats", "LlamaCppJob", "LlamaCppEngine"]
+__all__ = ["EngineStats", "LlamaCppEngine", "LlamaCppJob", "exact_attention_v_type"]
 
 logger = logging.getLogger("modelport.llama_cpp")
 
@@ -75,6 +81,8 @@ class _Sequence:
     generated: int = 0
     next_token: int | None = None  # sampled, not yet decoded
     kv: list[int] = field(default_factory=list)  # the tokens whose cells this sequence holds
+    leader: _Sequence | None = None  # the sequence prefilling the prefix this one waits for
+    share: int = 0  # how much of the leader's prompt this one takes
 
 
 @dataclass(slots=True)
@@ -85,6 +93,7 @@ class EngineStats:
     batched_tokens: int = 0
     cached_tokens: int = 0
     copied_prefixes: int = 0  # prefixes copied from another sequence's cache
+    shared_prefixes: int = 0  # prefixes taken from a sequence that prefilled them meanwhile
     running: int = 0
     waiting: int = 0
     batch_sizes: collections.Counter[int] = field(default_factory=collections.Counter)
@@ -102,7 +111,9 @@ class LlamaCppEngine:
         n_threads_batch: Threads for steps of several tokens.
         piece: Token id to text, for log probabilities.
         flash_attn: llama.cpp's flash-attention setting: -1 lets it decide (its server's
-            default), 0 turns it off, 1 on.
+            default, on for CPUs), 0 turns it off, 1 on.
+        type_v: The V cache's ggml type; ``None`` keeps the model context's (f16) without flash
+            attention, and takes q8_0 with it (see ``exact_attention_v_type``).
     """
 
     # A cached prefix shorter than this is decoded again rather than copied from another
@@ -120,6 +131,7 @@ class LlamaCppEngine:
         n_threads_batch: int,
         piece: Callable[[int], str],
         flash_attn: int = -1,
+        type_v: int | None = None,
     ) -> None:
         import llama_cpp
 
@@ -139,6 +151,10 @@ class LlamaCppEngine:
         params.embeddings = False
         params.no_perf = True
         params.flash_attn_type = flash_attn
+        if type_v is not None:
+            params.type_v = type_v
+        elif flash_attn != 0:
+            params.type_v = exact_attention_v_type(llama_cpp, int(params.type_k), int(params.type_v))
         self._ctx = llama_cpp.llama_init_from_model(llm._model.model, params)
         if not self._ctx:
             raise EngineError(f"llama.cpp could not create a context of {n_parallel} x {n_ctx} tokens")
@@ -240,6 +256,8 @@ class LlamaCppEngine:
             self._admit()
         for sequence in [s for s in self._active if s.job.cancelled.is_set()]:
             self._release(sequence, False)
+        for sequence in [s for s in self._active if s.leader is not None and s.leader.fed >= s.share]:
+            self._take_shared(sequence, sequence.share)
         # One decode for every generating sequence (one token each), then each prompt chunk in a
         # call of its own. llama.cpp splits a mixed batch into equal-length pieces per sequence,
         # which would cut prompts differently from a solo run and change their numerics; kept
@@ -266,7 +284,7 @@ class LlamaCppEngine:
             for row, sequence in enumerate(generating):
                 self._sample(sequence, row)
         budget = self.n_batch - len(generating)
-        for sequence in [s for s in self._active if s.fed < len(s.job.prompt)]:
+        for sequence in [s for s in self._active if s.fed < len(s.job.prompt) and s.leader is None]:
             if budget <= 0:
                 break
             prompt = sequence.job.prompt
@@ -296,9 +314,9 @@ class LlamaCppEngine:
         """
         running = {sequence.seq_id for sequence in self._active}
         shared = {seq_id: _common_prefix(self._cached[seq_id], prompt) for seq_id in self._free}
-        # A running sequence whose prompt is in its cells lends it too (a second branch of one
-        # prompt, say); the copy is taken before the step that adds its next token.
-        lenders = {s.seq_id: _common_prefix(s.kv, prompt) for s in self._active if s.fed == len(s.job.prompt)}
+        # A running sequence lends what its cells hold (a second branch of one prompt, or the
+        # part of a long prompt prefilled so far); the copy is taken before the next decode.
+        lenders = {s.seq_id: _common_prefix(s.kv, prompt) for s in self._active}
 
         def runs(seq_id: int) -> int:
             ids = running | {seq_id}
@@ -360,12 +378,41 @@ class LlamaCppEngine:
             self._lib.llama_memory_seq_rm(self._mem, seq_id, reuse, -1)
             self._cached[seq_id] = []
             sampler = LlamaCppSampler(self._lib, self._vocab, self._n_vocab, job.spec, self._piece, self.n_ctx_seq)
-            self._active.append(_Sequence(job, seq_id, sampler, fed=reuse, kv=job.prompt[:reuse]))
+            sequence = _Sequence(job, seq_id, sampler, fed=reuse, kv=job.prompt[:reuse])
+            self._follow(sequence)
+            self._active.append(sequence)
             job.cached_tokens = reuse
             job.seq_id = seq_id
             self.stats.cached_tokens += reuse
         self.stats.waiting = len(self._inbox)
         self.stats.running = len(self._active)
+
+    def _follow(self, sequence: _Sequence) -> None:
+        """Makes ``sequence`` wait for the running sequence that will prefill most of its prompt.
+
+        Only when that saves at least ``n_batch`` tokens over the prefix it starts with: a
+        shorter wait is not worth a copy of the leader's KV buffer.
+        """
+        prompt = sequence.job.prompt
+        best, share = None, sequence.fed + self.n_batch - 1
+        for other in self._active:
+            common = min(_common_prefix(other.job.prompt, prompt), len(prompt) - 1)
+            if common > share and other.fed < common:
+                best, share = other, common
+        if best is not None:
+            sequence.leader, sequence.share = best, share
+
+    def _take_shared(self, sequence: _Sequence, upto: int) -> None:
+        """Ends ``sequence``'s wait: copies its leader's first ``upto`` prompt tokens, if worth it."""
+        leader, sequence.leader = sequence.leader, None
+        if leader is None or upto < sequence.fed + self.min_copied_prefix:
+            return
+        self._lib.llama_memory_seq_cp(self._mem, leader.seq_id, sequence.seq_id, -1, -1)
+        self._lib.llama_memory_seq_rm(self._mem, sequence.seq_id, upto, -1)
+        self.stats.cached_tokens += upto - sequence.fed
+        self.stats.shared_prefixes += 1
+        sequence.fed = sequence.job.cached_tokens = upto
+        sequence.kv = sequence.job.prompt[:upto]
 
     def _sample(self, sequence: _Sequence, row: int) -> None:
         job = sequence.job
@@ -392,6 +439,9 @@ class LlamaCppEngine:
         """Ends a sequence: frees its samplers and tells its consumer; its cells stay for reuse."""
         if sequence in self._active:
             self._active.remove(sequence)
+            # Whoever waited for this sequence's prefix takes what it got, and prefills the rest.
+            for follower in [s for s in self._active if s.leader is sequence]:
+                self._take_shared(follower, min(_common_prefix(sequence.kv, follower.job.prompt), follower.share))
             if not sequence.kv:
                 self._lib.llama_memory_seq_rm(self._mem, sequence.seq_id, -1, -1)
             self._cached[sequence.seq_id] = sequence.kv
@@ -401,6 +451,30 @@ class LlamaCppEngine:
                 self._free.sort()
                 self.stats.running = len(self._active)
         sequence.job.finish(eos, error)
+
+
+def exact_attention_v_type(lib: Any, type_k: int, type_v: int) -> int:
+    """The V cache type that keeps flash attention's answers independent of the batch.
+
+    ggml's CPU flash attention picks its kernel by the shape of each call: KV split across
+    threads for one query row of one sequence over 512 cells or more, tiles for 64 query rows
+    or more, one row at a time otherwise. Each sums in its own order, so the same token's
+    logits came out different alone, in a batch, and after a cached prefix, and greedy answers
+    changed with what else ran. Both fast kernels require K and V of one type, f16 or f32; a
+    q8_0 V cache keeps every call on the row-at-a-time kernel (and halves V's memory).
+
+    Args:
+        lib: The ``llama_cpp`` module.
+        type_k: The K cache's ggml type.
+        type_v: The V cache's ggml type as configured.
+
+    Returns:
+        ``type_v``, or q8_0 in place of an f16 or f32 V cache with a K of its type.
+    """
+    plain = {int(lib.GGML_TYPE_F16), int(lib.GGML_TYPE_F32)}
+    if type_v in plain and type_k == type_v:
+        return int(lib.GGML_TYPE_Q8_0)
+    return type_v
 
 
 def _by_id(sequence: _Sequence) -> int:

@@ -37,6 +37,9 @@ _REMEMBERED = 64  # tokens of a constrained answer kept as a draft for the next
 _GRAMMARS_REMEMBERED = 32
 # Positions one step computes at most, drafts included (two rows draft 16 tokens, eight draft 3).
 _STEP_POSITIONS = 34
+# A prefix all of a batch's prompts share is computed once from this many tokens: below that,
+# the extra forward pass costs more than the rows it spares.
+_MIN_SHARED_PREFIX = 32
 
 
 class TransformersJob(Handoff[int]):
@@ -54,6 +57,7 @@ class TransformersJob(Handoff[int]):
         self.scores: list[float] = []  # log probability of each pick, when params.score
         self.probed: list[float] = []  # params.probe's log probabilities at the first pick
         self.siblings: list[TransformersJob] = []  # the rows submitted together with this one
+        self.cached_tokens = 0  # prompt tokens computed once for another row of the batch
         self.parked = False  # set aside by the batcher, waiting for its siblings
 
     def waits(self) -> bool:
@@ -109,6 +113,7 @@ class TransformersEngine:
         self.batch_sizes: collections.Counter[int] = collections.Counter()
         # Decode steps by rows in the step (prefills not counted).
         self.steps: collections.Counter[int] = collections.Counter()
+        self.prefilled = 0  # prompt tokens computed (a shared prefix counts once)
         defaults = model.generation_config
         self._defaults = {
             "do_sample": bool(getattr(defaults, "do_sample", False)),
@@ -168,7 +173,8 @@ class TransformersEngine:
         """Decodes the batch step by step; rows that end (or are cancelled) leave it at once.
 
         Identical prompts (the two branches of an auto-mode answer) are computed once and their
-        cache rows copied. Sampling runs on the CPU (one copy of a step's logits): grammar
+        cache rows copied; so is a prefix every prompt shares (a long system prompt, the same
+        retrieved context). Sampling runs on the CPU (one copy of a step's logits): grammar
         bitmasks, seeded generators and per-row Python logic all live there, whatever device the
         model is on. A constrained row feeds a draft of its likely next tokens in the same step,
         and keeps each drafted token only if its own pick agrees; a row that has
@@ -182,18 +188,26 @@ class TransformersEngine:
         unique: dict[tuple[int, ...], int] = {}
         source = [unique.setdefault(tuple(row.prompt), len(unique)) for row in rows]
         prompts = list(unique)
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), self._pad, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for i, prompt in enumerate(prompts):
-            ids[i, width - len(prompt) :] = torch.tensor(prompt, dtype=torch.long)
-            mask[i, width - len(prompt) :] = 1
-        ids, mask = ids.to(device), mask.to(device)
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self._model.config)
         samplers = [TransformersSampler(torch, row, self._defaults) for row in rows]
         with torch.inference_mode():
+            shared = self._shared_prefix(prompts, cache)
+            for row, unique_index in zip(rows, source, strict=True):
+                # The first prompt computed the shared prefix; the others reused it. (A copy of
+                # an identical prompt reports as its original: the branches of one request.)
+                row.cached_tokens = shared if unique_index else 0
+            width = max(len(p) for p in prompts) - shared
+            ids = torch.full((len(prompts), width), self._pad, dtype=torch.long)
+            mask = torch.zeros((len(prompts), width), dtype=torch.long)
+            for i, prompt in enumerate(prompts):
+                ids[i, width - len(prompt) + shared :] = torch.tensor(prompt[shared:], dtype=torch.long)
+                mask[i, width - len(prompt) + shared :] = 1
+            ids, mask = ids.to(device), mask.to(device)
+            # Each prompt's rest sits right-aligned after the shared slots; the gap is masked.
+            positions = shared + (mask.cumsum(-1) - 1).clamp(min=0)
+            mask = torch.cat([mask.new_ones((len(prompts), shared)), mask], dim=1)
             logits = self._forward(ids, mask, positions, cache, 1)
+            self.prefilled += sum(len(p) - shared for p in prompts)
             if len(prompts) < len(rows):
                 index = torch.tensor(source, device=device)
                 cache.batch_select_indices(index)
@@ -219,6 +233,30 @@ class TransformersEngine:
                 ids, mask, positions = batch.step(feeds, self._pad)
                 self.steps[len(live)] += 1
                 logits = self._forward(ids, mask, positions, cache, batch.width)
+
+    def _shared_prefix(self, prompts: list[tuple[int, ...]], cache: Any) -> int:
+        """Computes the prefix all ``prompts`` share into ``cache``, once, copied to each row.
+
+        Returns:
+            Its length in tokens: 0 (nothing computed) for a single prompt or a short prefix.
+            Every prompt keeps at least its last token to compute, for its first logits.
+        """
+        if len(prompts) < 2:
+            return 0
+        shared = min(len(p) for p in prompts) - 1
+        for prompt in prompts[1:]:
+            shared = next((i for i in range(shared) if prompt[i] != prompts[0][i]), shared)
+        if shared < _MIN_SHARED_PREFIX:
+            return 0
+        torch = self._torch
+        device = self._model.device
+        ids = torch.tensor([prompts[0][:shared]], dtype=torch.long, device=device)
+        mask = torch.ones_like(ids)
+        positions = torch.arange(shared, device=device)[None]
+        self._forward(ids, mask, positions, cache, 1)
+        self.prefilled += shared
+        cache.batch_repeat_interleave(len(prompts))
+        return shared
 
     def _verify(self, sampler: TransformersSampler, row: TransformersJob, logits: Any, feed: list[int]) -> int:
         """Picks one token per fed position while the picks agree with the draft: how many were used."""

@@ -43,13 +43,17 @@ class LlamaCppWorker(LocalChatWorker):
         n_ctx: Context window of one request in tokens (0 means the model's training context).
         n_parallel: Requests generating at once; the KV cache holds ``n_parallel * n_ctx`` tokens.
         n_batch: Tokens decoded in one step at most (generating sequences, then prompt chunks).
-        n_threads: Threads for single-token steps; llama.cpp's default (half the cores) when omitted.
+        n_threads: Threads for single-token steps; every core when omitted, as llama.cpp's server
+            does (one stream decoded 1.6 times faster on two cores than with llama-cpp-python's
+            half; see ``benchmarks/RESULTS.md``).
         n_threads_batch: Threads for batched steps; every core when omitted.
         n_gpu_layers: Layers to offload to a GPU (-1 for all).
-        flash_attn: Flash attention in the engine's context (``None`` lets llama.cpp decide, as its
-            server does, which turns it on for CPU). Off by default: batched steps ran about 20%
-            faster with it, but in one test run the same greedy request gave two answers with
-            it on (see ``benchmarks/RESULTS.md``); greedy answers are repeatable with it off.
+        flash_attn: Flash attention in the engine's context; ``None`` lets llama.cpp decide (on for
+            CPUs). With it on, the V cache is q8_0 unless ``type_v`` says otherwise: ggml's CPU
+            kernels for an f16 V cache sum differently by batch shape, so greedy answers would
+            depend on what else runs (see ``engines.llama_cpp.exact_attention_v_type``). Off by
+            default: so kept exact, it prefilled 50% slower on two cores (``benchmarks/RESULTS.md``).
+        type_v: The V cache's ggml type (``llama_cpp.GGML_TYPE_*``) in the engine's context.
         chat_template: Override the template stored in the GGUF.
         tool_parser: Override the tool-call parser chosen by the model's profile.
         context_overflow: ``"clamp"`` (the default) shortens a ``max_tokens`` that does not fit
@@ -115,6 +119,7 @@ class LlamaCppWorker(LocalChatWorker):
         n_threads_batch: int | None = None,
         n_gpu_layers: int = 0,
         flash_attn: bool | None = False,
+        type_v: int | None = None,
         chat_template: str | None = None,
         tool_parser: str | None = None,
         context_overflow: Literal["clamp", "error"] = "clamp",
@@ -138,7 +143,7 @@ class LlamaCppWorker(LocalChatWorker):
         if not path.is_file():
             raise BadRequestError(f"no GGUF file at {path}", param="model_path")
         cores = multiprocessing.cpu_count()
-        threads = n_threads or max(cores // 2, 1)
+        threads = n_threads or cores
         threads_batch = n_threads_batch or cores
         self.llm: Any = Llama(
             model_path=str(path),
@@ -164,6 +169,7 @@ class LlamaCppWorker(LocalChatWorker):
             n_threads_batch=threads_batch,
             piece=self._piece_text,
             flash_attn=-1 if flash_attn is None else int(flash_attn),
+            type_v=type_v,
         )
         self.threads = (threads, threads_batch)
         # Free the contexts at interpreter exit too, while llama.cpp's module is still intact;

@@ -244,6 +244,7 @@ class TransformersWorker(LocalChatWorker):
                 if piece:
                     yield piece
             stats.eos = row.eos
+            stats.cached_tokens = row.cached_tokens
             tail = decoder.flush()
             if tail:
                 yield tail

@@ -314,3 +314,70 @@ def test_a_prefix_cached_by_another_sequence_is_copied_without_changing_the_answ
     assert repeat.cached_tokens == len(first) - 1
     assert again == answer
     assert small_engine.stats.copied_prefixes == 2
+
+
+PASSAGE = " ".join(f"Fact {i}: Vell{i} has {i * 7 % 13} bridges and a river called R{i}." for i in range(40))
+
+
+@pytest.fixture(scope="module")
+def shared_prompts(llama_worker: ChatWorker) -> list[list[int]]:
+    """Four prompts over one 960-token passage (past 512 cells: ggml's split-KV kernel's reach)."""
+    prompts = [_ids(llama_worker, f"{PASSAGE}\nQuestion: name the river of Vell{i}.") for i in range(3)]
+    return [*prompts, prompts[0]]
+
+
+def _engine(worker: ChatWorker, n_parallel: int, **kwargs: object) -> LlamaCppEngine:
+    assert isinstance(worker, LlamaCppWorker)
+    settings: dict[str, object] = {"n_ctx": 2048, "n_batch": 256, "n_threads": 1, "n_threads_batch": 2} | kwargs
+    return LlamaCppEngine(worker.llm, n_parallel=n_parallel, piece=worker._piece_text, **settings)  # type: ignore[arg-type]
+
+
+def _logits_run(engine: LlamaCppEngine, prompt: list[int], tokens: int = 12) -> list[tuple[int, float]]:
+    job = engine.submit(prompt, tokens, SamplingSpec(temperature=0.0, logprobs=0))
+    return [(token, logprob.logprob) for token, logprob in job.results(threading.Event()) if logprob is not None]
+
+
+def _together(engine: LlamaCppEngine, prompts: list[list[int]]) -> list[list[tuple[int, float]]]:
+    with ThreadPoolExecutor(len(prompts)) as pool:
+        return list(pool.map(lambda p: _logits_run(engine, p), prompts))
+
+
+@pytest.mark.parametrize("type_v", [None, 1], ids=["default", "f16-control"])
+def test_flash_attention_computes_the_same_logits_alone_batched_and_cached(
+    llama_worker: ChatWorker, shared_prompts: list[list[int]], type_v: int | None
+) -> None:
+    # The control keeps an f16 V cache: ggml's CPU kernels then differ by batch shape, and so
+    # would the logits. The engine's default (q8_0 V under flash attention) must not.
+    engine = _engine(llama_worker, 4, flash_attn=1, type_v=type_v)
+    try:
+        alone = _logits_run(engine, shared_prompts[0])
+        cached = _logits_run(engine, shared_prompts[0])  # all but the last prompt token reused
+        batched = _together(engine, shared_prompts[1:3] + shared_prompts[:1])[2]
+    finally:
+        engine.close()
+    same = alone == cached == batched
+    assert same if type_v is None else not same
+
+
+def test_requests_arriving_together_compute_a_shared_prefix_once(
+    llama_worker: ChatWorker, shared_prompts: list[list[int]]
+) -> None:
+    solo = []
+    for prompt in shared_prompts[:3]:
+        engine = _engine(llama_worker, 1)
+        solo.append(_logits_run(engine, prompt))
+        engine.close()
+    engine = _engine(llama_worker, 4)
+    try:
+        jobs = [engine.submit(p, 12, SamplingSpec(temperature=0.0, logprobs=0)) for p in shared_prompts]
+        answers = [[(t, lp.logprob) for t, lp in job.results(threading.Event()) if lp] for job in jobs]
+        stats = engine.stats
+    finally:
+        engine.close()
+    assert answers == [*solo, solo[0]]  # bit for bit, logits included
+    length = len(shared_prompts[0])
+    # The passage once, then each other prompt's own question (the repeat: its last token).
+    assert stats.shared_prefixes == 3
+    assert jobs[0].cached_tokens == 0
+    assert all(length - 16 < job.cached_tokens < length for job in jobs[1:])
+    assert stats.batched_tokens < length + 3 * 16 + 4 * 12

@@ -116,3 +116,28 @@ def test_transformers_parked_row_rejoins_a_running_batch(hf_worker: ChatWorker) 
         assert tokens(third) == solo_other
     finally:
         batcher.max_draft = drafting
+
+
+PASSAGE = " ".join(f"Fact {i}: Vell{i} has {i * 7 % 13} bridges and a river called R{i}." for i in range(12))
+
+
+def _about(question: str) -> ChatRequest:
+    return greedy(f"{PASSAGE}\nQuestion: {question}", max_tokens=16)
+
+
+async def test_a_prefix_shared_by_a_batch_is_computed_once_without_changing_answers(hf_worker: ChatWorker) -> None:
+    batcher = hf_worker._batcher  # type: ignore[attr-defined]
+    requests = [_about(f"name the river of Vell{i}.") for i in range(6)]
+    alone = [hf_worker.invoke(r) for r in requests[:3]]
+    before, sixes = batcher.prefilled, batcher.batch_sizes[6]
+    together = await asyncio.gather(*(hf_worker.ainvoke(r) for r in requests))
+    assert batcher.batch_sizes[6] == sixes + 1
+    prompt = together[0].usage.prompt_tokens
+    # One copy of the passage and each question's few tokens, not six passages.
+    assert batcher.prefilled - before < 2 * prompt
+    # The row that arrived first computed the passage; the other five reused it.
+    cached = sorted(r.usage.cached_tokens for r in together)
+    assert cached[0] == 0
+    assert all(prompt - 16 < n < prompt for n in cached[1:])
+    assert [r.text for r in together[:3]] == [r.text for r in alone]
+    assert hf_worker.invoke(requests[0]).text == alone[0].text  # and run after run
