@@ -128,33 +128,24 @@ def llama_cpp_server() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
             yield url, "smollm2", proc
 
 
-def llama_server(binary: str) -> Callable[[], AbstractContextManager[tuple[str, str, subprocess.Popen[bytes]]]]:
+def llama_server(
+    binary: str, *, own_threads: bool = False
+) -> Callable[[], AbstractContextManager[tuple[str, str, subprocess.Popen[bytes]]]]:
+    """``llama-server -np 8 -c 32768``, with this benchmark's threads or (``own_threads``) its own."""
+
     @contextmanager
     def run() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
         port = free_port()
         args = [binary, "-m", str(resolve_path(GGUF)), "-a", "smollm2", "--host", "127.0.0.1", "--port", str(port)]
         # -c is the whole KV cache, split over the -np slots: each slot gets N_CTX, as in modelport.
-        args += ["-c", str(N_CTX * N_PARALLEL), "-np", str(N_PARALLEL), "-t", str(THREADS), "-tb", str(THREADS_BATCH)]
+        args += ["-c", str(N_CTX * N_PARALLEL), "-np", str(N_PARALLEL)]
+        if not own_threads:
+            args += ["-t", str(THREADS), "-tb", str(THREADS_BATCH)]
         url = f"http://127.0.0.1:{port}/v1"
         with process(args, url) as proc:
             yield url, "smollm2", proc
 
     return run
-
-
-def llama_server_defaults(binary: str) -> AbstractContextManager[tuple[str, str, subprocess.Popen[bytes]]]:
-    """``llama-server -np 8 -c 32768`` and nothing else: its own threads, flash attention, caching."""
-
-    @contextmanager
-    def run() -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
-        port = free_port()
-        args = [binary, "-m", str(resolve_path(GGUF)), "-a", "smollm2", "--host", "127.0.0.1", "--port", str(port)]
-        args += ["-c", str(N_CTX * N_PARALLEL), "-np", str(N_PARALLEL)]
-        url = f"http://127.0.0.1:{port}/v1"
-        with process(args, url) as proc:
-            yield url, "smollm2", proc
-
-    return run()
 
 
 def modelport_defaults() -> AbstractContextManager[tuple[str, str, subprocess.Popen[bytes]]]:
@@ -369,7 +360,7 @@ async def single_stream_rate(url: str, model: str, tokens: int, prompt: str) -> 
 
 def defaults(binary: str, tokens: int, rounds: int, users: list[int], plot_path: str | None) -> None:
     """Both servers as shipped: one stream, 8 streams, and the shared burst cold and warm."""
-    servers = {"modelport serve": modelport_defaults, "llama-server": lambda: llama_server_defaults(binary)}
+    servers = {"modelport serve": modelport_defaults, "llama-server": llama_server(binary, own_threads=True)}
     single: dict[str, list[float]] = {name: [] for name in servers}
     eight: dict[str, list[Row]] = {name: [] for name in servers}
     cold: dict[str, dict[int, list[Row]]] = {name: {n: [] for n in users} for name in servers}

@@ -43,6 +43,7 @@ from modelport.core.errors import EngineError
 from modelport.core.events import TokenLogprob
 from modelport.workers.engines.handoff import Handoff
 from modelport.workers.engines.llama_cpp_sampler import LlamaCppSampler, SamplingSpec
+from modelport.workers.engines.prefix import common_prefix
 from modelport.workers.local.constrained.budget_closer import BudgetCloser
 
 __all__ = ["EngineStats", "LlamaCppEngine", "LlamaCppJob", "exact_attention_v_type"]
@@ -313,10 +314,10 @@ class LlamaCppEngine:
             and how many prompt tokens the prefix covers.
         """
         running = {sequence.seq_id for sequence in self._active}
-        shared = {seq_id: _common_prefix(self._cached[seq_id], prompt) for seq_id in self._free}
+        shared = {seq_id: common_prefix(self._cached[seq_id], prompt) for seq_id in self._free}
         # A running sequence lends what its cells hold (a second branch of one prompt, or the
         # part of a long prompt prefilled so far); the copy is taken before the next decode.
-        lenders = {s.seq_id: _common_prefix(s.kv, prompt) for s in self._active}
+        lenders = {s.seq_id: common_prefix(s.kv, prompt) for s in self._active}
 
         def runs(seq_id: int) -> int:
             ids = running | {seq_id}
@@ -396,7 +397,7 @@ class LlamaCppEngine:
         prompt = sequence.job.prompt
         best, share = None, sequence.fed + self.n_batch - 1
         for other in self._active:
-            common = min(_common_prefix(other.job.prompt, prompt), len(prompt) - 1)
+            common = min(common_prefix(other.job.prompt, prompt), len(prompt) - 1)
             if common > share and other.fed < common:
                 best, share = other, common
         if best is not None:
@@ -441,7 +442,7 @@ class LlamaCppEngine:
             self._active.remove(sequence)
             # Whoever waited for this sequence's prefix takes what it got, and prefills the rest.
             for follower in [s for s in self._active if s.leader is sequence]:
-                self._take_shared(follower, min(_common_prefix(sequence.kv, follower.job.prompt), follower.share))
+                self._take_shared(follower, min(common_prefix(sequence.kv, follower.job.prompt), follower.share))
             if not sequence.kv:
                 self._lib.llama_memory_seq_rm(self._mem, sequence.seq_id, -1, -1)
             self._cached[sequence.seq_id] = sequence.kv
@@ -479,12 +480,3 @@ def exact_attention_v_type(lib: Any, type_k: int, type_v: int) -> int:
 
 def _by_id(sequence: _Sequence) -> int:
     return sequence.seq_id
-
-
-def _common_prefix(cached: list[int], prompt: list[int]) -> int:
-    n = 0
-    for a, b in zip(cached, prompt, strict=False):
-        if a != b:
-            break
-        n += 1
-    return n

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any
 
 from modelport.workers.engines.handoff import Handoff, gather
+from modelport.workers.engines.prefix import common_prefix
 from modelport.workers.engines.transformers_cache import BatchRows, ParkedRow
 from modelport.workers.engines.transformers_sampler import TransformersSampler
 from modelport.workers.local.constrained.budget_closer import BudgetCloser
@@ -243,9 +244,7 @@ class TransformersEngine:
         """
         if len(prompts) < 2:
             return 0
-        shared = min(len(p) for p in prompts) - 1
-        for prompt in prompts[1:]:
-            shared = next((i for i in range(shared) if prompt[i] != prompts[0][i]), shared)
+        shared = min(min(common_prefix(prompts[0], p) for p in prompts[1:]), min(len(p) for p in prompts) - 1)
         if shared < _MIN_SHARED_PREFIX:
             return 0
         torch = self._torch
